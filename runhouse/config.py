@@ -1,0 +1,234 @@
+"""Settings: one declared table, read from ``RH_*`` variables, then the file, then defaults.
+
+Precedence, highest first:
+
+1. an environment variable ``RH_<KEY>`` (``RH_DEFAULT_FOLDER`` for ``default_folder``),
+2. ``~/.rh/config.yaml``,
+3. the default declared in ``SETTINGS``.
+
+Keys outside the table may be stored too (any YAML value); their variables are read as text.
+A stored falsy value (``0``, ``false``, ``""``) is a value, returned as stored.
+
+    >>> import runhouse as rh
+    >>> rh.configs.set("default_folder", "~/team")
+    >>> rh.configs.get("default_folder")
+    '~/team'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from runhouse.exceptions import ConfigError, CorruptConfigError
+from runhouse.fileio import atomic_write, locked_dir
+
+ENV_PREFIX = "RH_"
+_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_MISSING: Any = object()
+
+Source = Literal["env", "file", "default"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting: its key, type, default and meaning."""
+
+    key: str
+    type: type
+    default: Any
+    doc: str
+    secret: bool = False
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that overrides this setting."""
+        return env_var_for(self.key)
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting(
+            "default_folder",
+            str,
+            "~",
+            "Folder that bare names resolve in when no rh.set_folder is active.",
+        ),
+        Setting("den_url", str, None, "URL of the metadata server (Den); unset means none."),
+        Setting("token", str, None, "Token for the metadata server.", secret=True),
+        Setting("username", str, None, "Author recorded on saved versions (default: OS user)."),
+    )
+}
+
+
+def env_var_for(key: str) -> str:
+    """The ``RH_*`` environment variable name for a settings key."""
+    return ENV_PREFIX + key.upper()
+
+
+def _parse_bool(text: str, origin: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{origin}={text!r} is not a boolean; use true/false, yes/no, on/off or 1/0.")
+
+
+def _parse_number(kind: Callable[[str], Any], text: str, origin: str) -> Any:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise ConfigError(f"{origin}={text!r} is not a valid {kind.__name__}.") from None
+
+
+def parse_text(key: str, text: str, origin: str) -> Any:
+    """Turn text (from a variable or the command line) into the key's declared type."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        return text
+    if setting.type is bool:
+        return _parse_bool(text, origin)
+    if setting.type in (int, float):
+        return _parse_number(setting.type, text, origin)
+    return text
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+        raise ConfigError(
+            f"Invalid settings key {key!r}: use lowercase letters, digits and underscores, "
+            "starting with a letter (it maps to the variable RH_<KEY>)."
+        )
+
+
+def _check_type(key: str, value: Any) -> None:
+    setting = SETTINGS.get(key)
+    if setting is None or value is None:
+        return
+    expected = setting.type
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"Setting {key!r} takes a {expected.__name__}, got {type(value).__name__} {value!r}."
+        )
+
+
+class Configs:
+    """Reads and writes ``~/.rh/config.yaml``, with ``RH_*`` variables taking precedence."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._fixed_path = path
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def path(self) -> Path:
+        """The config file (under the current ``$HOME`` unless given explicitly)."""
+        return self._fixed_path or Path.home() / ".rh" / "config.yaml"
+
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        """The effective value of ``key``: variable, then file, then ``default`` or the declared one."""
+        value, _ = self.lookup(key, default)
+        return value
+
+    def lookup(self, key: str, default: Any = _MISSING) -> tuple[Any, Source]:
+        """The effective value of ``key`` and where it came from."""
+        _check_key(key)
+        env_var = env_var_for(key)
+        if env_var in os.environ:
+            return parse_text(key, os.environ[env_var], env_var), "env"
+        stored = self._read()
+        if key in stored:
+            return stored[key], "file"
+        if default is not _MISSING:
+            return default, "default"
+        setting = SETTINGS.get(key)
+        return (setting.default if setting else None), "default"
+
+    def set(self, key: str, value: Any) -> None:
+        """Store ``value`` for ``key`` in the config file (an ``RH_*`` variable still wins)."""
+        _check_key(key)
+        _check_type(key, value)
+        with locked_dir(self.path.parent):
+            stored = self._read()
+            stored[key] = value
+            self._write(stored)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` from the config file; raises ``KeyError`` if it is not stored."""
+        _check_key(key)
+        with locked_dir(self.path.parent):
+            stored = self._read()
+            if key not in stored:
+                raise KeyError(f"{key!r} is not set in {self.path}")
+            del stored[key]
+            self._write(stored)
+
+    def stored(self) -> dict[str, Any]:
+        """A copy of what the config file holds."""
+        return dict(self._read())
+
+    def effective(self) -> dict[str, tuple[Any, Source]]:
+        """Every declared or stored key with its effective value and source."""
+        keys = set(SETTINGS) | set(self._read())
+        keys |= {
+            name[len(ENV_PREFIX) :].lower()
+            for name in os.environ
+            if name.startswith(ENV_PREFIX) and _KEY_PATTERN.match(name[len(ENV_PREFIX) :].lower())
+        }
+        return {key: self.lookup(key) for key in sorted(keys)}
+
+    def _read(self) -> dict[str, Any]:
+        path = self.path
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._cache_key, self._cache = None, {}
+            return self._cache
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._cache_key:
+            self._cache = self._parse(path)
+            self._cache_key = key
+        return self._cache
+
+    @staticmethod
+    def _parse(path: Path) -> dict[str, Any]:
+        import yaml  # imported here: `import runhouse` stays light when no config is read
+
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            line = mark.line + 1 if mark is not None else None
+            raise CorruptConfigError(path, line, str(exc.problem or exc)) from exc
+        except yaml.YAMLError as exc:
+            raise CorruptConfigError(path, None, str(exc)) from exc
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{path} must hold a mapping of settings, not a {type(data).__name__}.", path
+            )
+        return data
+
+    def _write(self, stored: dict[str, Any]) -> None:
+        import yaml
+
+        try:
+            text = yaml.safe_dump(stored, sort_keys=True, default_flow_style=False)
+        except yaml.representer.RepresenterError as exc:
+            raise ConfigError(f"Cannot store {exc.args[-1]!r} in {self.path}: not a YAML value.")
+        # 0600: the file holds tokens once a user logs in.
+        atomic_write(self.path, text, mode=0o600)
+        self._cache_key = None
+
+
+configs = Configs()

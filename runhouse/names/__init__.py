@@ -1,0 +1,1 @@
+"""Names: addresses, folders, and the stores that hold configs and their versions."""

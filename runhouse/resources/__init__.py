@@ -1,0 +1,1 @@
+"""Resources: the ``Resource`` base class, its registry, and every kind of resource."""

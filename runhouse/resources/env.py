@@ -1,0 +1,90 @@
+"""``Env``: the packages, variables, setup commands, working dir and secrets code runs with.
+
+    >>> env = rh.env(name="np", reqs=["numpy"], env_vars={"MODE": "fast"}).save()
+    >>> rh.env(name="np").reqs          # given only a name, the factory loads it
+    ['numpy']
+
+This module holds what an env *is*; building one on a cluster belongs to the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from runhouse.resources.resource import Resource
+
+
+class Env(Resource):
+    """A description of the environment code runs in on a cluster."""
+
+    resource_type = "env"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        reqs: Sequence[str] | str | None = None,
+        env_vars: Mapping[str, str] | str | None = None,
+        setup_cmds: Sequence[str] | str | None = None,
+        working_dir: str | None = "./",
+        secrets: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.reqs = _strings(reqs, "reqs")
+        self.env_vars = _env_vars(env_vars)
+        self.setup_cmds = _strings(setup_cmds, "setup_cmds")
+        if working_dir is not None and not isinstance(working_dir, str):
+            raise TypeError(f"working_dir must be a path string or None, not {working_dir!r}.")
+        self.working_dir = working_dir
+        self.secrets = _strings(secrets, "secrets")
+
+    def config(self) -> dict[str, Any]:
+        """The env's config: the base fields plus its own."""
+        return {
+            **super().config(),
+            "env_vars": self.env_vars if isinstance(self.env_vars, str) else dict(self.env_vars),
+            "reqs": list(self.reqs),
+            "secrets": list(self.secrets),
+            "setup_cmds": list(self.setup_cmds),
+            "working_dir": self.working_dir,
+        }
+
+
+def env(
+    name: str | None = None,
+    reqs: Sequence[str] | str | None = None,
+    env_vars: Mapping[str, str] | str | None = None,
+    setup_cmds: Sequence[str] | str | None = None,
+    working_dir: str | None = "./",
+    secrets: Sequence[str] | str | None = None,
+) -> Env:
+    """An ``Env``; given only ``name``, the one saved under that name."""
+    only_name = reqs is None and env_vars is None and setup_cmds is None and secrets is None
+    if name is not None and only_name and working_dir == "./":
+        return Env.from_name(name)
+    return Env(name, reqs, env_vars, setup_cmds, working_dir, secrets)
+
+
+def _strings(value: Sequence[str] | str | None, field: str) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    bad = [item for item in items if not isinstance(item, str) or not item.strip()]
+    if bad:
+        raise TypeError(f"{field} must be non-empty strings; got {bad[0]!r}.")
+    return items
+
+
+def _env_vars(value: Mapping[str, str] | str | None) -> dict[str, str] | str:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return value  # a path to a .env file, read when the env is set up
+    if not isinstance(value, Mapping):
+        raise TypeError(f"env_vars must be a dict or a path to a .env file, not {value!r}.")
+    for key, val in value.items():
+        if not isinstance(key, str) or not key or not isinstance(val, str):
+            raise TypeError(
+                f"env_vars must map names to strings; {key!r}: {val!r} is not (quote numbers)."
+            )
+    return dict(value)

@@ -1,0 +1,205 @@
+"""The ``Resource`` base class: a JSON-able config with a name, versions and behaviour.
+
+    >>> env = rh.env(name="np", reqs=["numpy"]).save()    # version 1 at ~/np
+    >>> env.reqs.append("pandas"); env.save()              # version 2
+    >>> rh.load("np").reqs
+    ['numpy', 'pandas']
+    >>> env.rollback(1).reqs                               # version 3, equal to version 1
+    ['numpy']
+
+A subclass sets ``resource_type``, takes its fields as ``__init__`` keywords and adds them in
+``config()``; the inherited ``from_config`` passes a config's fields back to ``__init__``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import inspect
+import warnings
+from typing import Any, ClassVar, TypeVar
+
+from runhouse.config import configs
+from runhouse.exceptions import ResourceTypeMismatchError
+from runhouse.names.address import Address
+from runhouse.names.folders import resource_address
+from runhouse.names.resolver import store_for
+from runhouse.names.store import ResourceVersion
+from runhouse.resources.registry import class_for, register
+
+R = TypeVar("R", bound="Resource")
+_TYPE_KEYS = ("resource_type", "resource_subtype")
+
+
+class Resource:
+    """Something Runhouse can name, save, version, load and share."""
+
+    resource_type: ClassVar[str] = "resource"
+
+    def __init__(self, name: str | None = None) -> None:
+        self._address: Address | None = None
+        self.name = name
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register(cls)
+
+    @property
+    def name(self) -> str | None:
+        """The last segment of the address (``x`` for ``~/team/x``), or ``None`` if unnamed."""
+        return self._address.name if self._address else None
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._address = resource_address(value) if value is not None else None
+
+    @property
+    def rns_address(self) -> str | None:
+        """The absolute address (``~/team/x``, ``/org/team/x``), or ``None`` if unnamed."""
+        return str(self._address) if self._address else None
+
+    def config(self) -> dict[str, Any]:
+        """The JSON-able dict that fully describes this resource."""
+        return {
+            "name": self.rns_address,
+            "resource_type": self.resource_type,
+            "resource_subtype": type(self).__name__,
+        }
+
+    @classmethod
+    def from_config(cls: type[R], config: dict[str, Any]) -> R:
+        """Rebuild a resource from ``config()`` output (fields go to ``__init__``)."""
+        fields = {k: v for k, v in config.items() if k not in _TYPE_KEYS}
+        params = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(k for k in fields if k not in params)
+            if unknown:
+                warnings.warn(
+                    f"Ignoring config fields {unknown} that {cls.__name__} does not take "
+                    f"(saved at {config.get('name')!r}, perhaps by a newer Runhouse).",
+                    stacklevel=2,
+                )
+                fields = {k: v for k, v in fields.items() if k not in unknown}
+        return cls(**fields)
+
+    @classmethod
+    def from_name(cls: type[R], name: str) -> R:
+        """Load the resource saved under ``name``; it must be this class or a subclass."""
+        address = resource_address(name)
+        resource = build(store_for(address).read(address), address)
+        if not isinstance(resource, cls):
+            raise ResourceTypeMismatchError(str(address), type(resource).__name__, cls.__name__)
+        return resource
+
+    def save(self: R, name: str | None = None, overwrite: bool = True) -> R:
+        """Store the config under its address as a new version and return ``self``."""
+        if name is not None:
+            self.name = name
+        address = self._require_address("save", hint="pass one: save(name='my_resource')")
+        config = self.config()
+        _check_json(config, type(self).__name__)
+        store_for(address).append(address, config, author(), overwrite=overwrite)
+        return self
+
+    def delete_configs(self) -> None:
+        """Delete the saved config and all its versions (no-op if nothing is saved)."""
+        address = self._require_address("delete_configs")
+        store_for(address).delete(address)
+
+    def history(self, limit: int | None = None) -> list[ResourceVersion]:
+        """The saved versions, newest first: version, timestamp, author, config."""
+        address = self._require_address("history")
+        return store_for(address).history(address, limit)
+
+    def versions(self) -> list[ResourceVersion]:
+        """All saved versions, newest first (``history()`` without a limit)."""
+        return self.history()
+
+    def rollback(self: R, version: int) -> R:
+        """Make ``version`` current again as a new version; ``self`` takes on its config."""
+        address = self._require_address("rollback")
+        store = store_for(address)
+        earlier = store.version(address, version)
+        restored = build(earlier.config, address)
+        if type(restored) is not type(self):
+            raise ResourceTypeMismatchError(
+                str(address), type(restored).__name__, type(self).__name__, version
+            )
+        store.append(address, earlier.config, author())
+        self.__dict__.update(restored.__dict__)
+        return self
+
+    def _require_address(self, action: str, hint: str = "") -> Address:
+        if self._address is None:
+            raise ValueError(
+                f"Cannot {action} an unnamed {type(self).__name__}; it needs a name. {hint}".strip()
+            )
+        return self._address
+
+    @staticmethod
+    def ref(sub: Resource | None) -> str | dict[str, Any] | None:
+        """How a sub-resource appears in a config: its address if named, else inline."""
+        if sub is None:
+            return None
+        return sub.rns_address or sub.config()
+
+    @staticmethod
+    def deref(value: Resource | str | dict[str, Any] | None) -> Resource | None:
+        """The inverse of ``ref``: load an address, rebuild an inline config."""
+        if value is None or isinstance(value, Resource):
+            return value
+        if isinstance(value, str):
+            return load(value)
+        return build(value, None)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.rns_address!r})"
+
+
+register(Resource)
+
+
+def build(config: dict[str, Any], address: Address | None) -> Resource:
+    """Instantiate the right class for ``config`` and place it at ``address``."""
+    cls = class_for(config, str(address) if address else None)
+    resource = cls.from_config(config)
+    if address is not None:
+        resource._address = address
+    return resource
+
+
+def load(name: str, instantiate: bool = True) -> Any:
+    """The resource saved under ``name`` (as its own class), or its config dict."""
+    address = resource_address(name)
+    config = store_for(address).read(address)
+    return build(config, address) if instantiate else config
+
+
+def author() -> str:
+    """Who a new version is recorded as: the ``username`` setting, else the OS user."""
+    configured = configs.get("username")
+    if configured:
+        return str(configured)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        return "unknown"
+
+
+def _check_json(value: Any, where: str) -> None:
+    # Walk the config so the error names the field, not just "Object of type X".
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a non-string key {key!r}; config keys must be str.")
+            _check_json(item, f"{where}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(value).__name__}, which cannot be saved in a JSON config; "
+        "use str, int, float, bool, None, lists and dicts."
+    )

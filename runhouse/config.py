@@ -135,7 +135,7 @@ class Configs:
         return self._fixed_path or Path.home() / ".rh" / "config.yaml"
 
     def get(self, key: str, default: Any = _MISSING) -> Any:
-        """The effective value of ``key``: variable, then file, then ``default`` or the declared one."""
+        """The effective value of ``key``: variable, then file, then the default."""
         value, _ = self.lookup(key, default)
         return value
 
@@ -225,7 +225,9 @@ class Configs:
         try:
             text = yaml.safe_dump(stored, sort_keys=True, default_flow_style=False)
         except yaml.representer.RepresenterError as exc:
-            raise ConfigError(f"Cannot store {exc.args[-1]!r} in {self.path}: not a YAML value.")
+            raise ConfigError(
+                f"Cannot store {exc.args[-1]!r} in {self.path}: not a YAML value."
+            ) from exc
         # 0600: the file holds tokens once a user logs in.
         atomic_write(self.path, text, mode=0o600)
         self._cache_key = None

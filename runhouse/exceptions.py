@@ -7,7 +7,7 @@
      ├── VersionNotFoundError        (also KeyError)     history has no such version
      ├── ConfigError                 (also ValueError)   a config file or value that cannot be used
      │    └── CorruptConfigError                         a file that does not parse (file, line)
-     ├── UnknownResourceTypeError    (also ValueError)   a config whose resource_type no class claims
+     ├── UnknownResourceTypeError    (also ValueError)   no class claims a config's resource_type
      ├── ResourceTypeMismatchError   (also TypeError)    Cls.from_name on another class's config
      └── StoreUnavailableError                           the store an address needs is not set up
 
@@ -110,15 +110,13 @@ class UnknownResourceTypeError(RunhouseError, ValueError):
 class ResourceTypeMismatchError(RunhouseError, TypeError):
     """The config at an address is for another class than the one asked for."""
 
-    def __init__(
-        self, address: str, found: str, expected: str, version: int | None = None
-    ) -> None:
+    def __init__(self, address: str, found: str, expected: str, version: int | None = None) -> None:
         self.address = address
         self.found = found
         self.expected = expected
         which = f"version {version} of {address!r}" if version is not None else repr(address)
         super().__init__(
-            f"{which} is a {found}, not a {expected}; load it with rh.load({address!r})."
+            f"{which} is saved as {found}, not {expected}; load it with rh.load({address!r})."
         )
 
 

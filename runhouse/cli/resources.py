@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from runhouse.names.folders import current, resolve
+from runhouse.names.folders import current, resolve, resource_address
 from runhouse.names.resolver import store_for
-from runhouse.names.folders import resource_address
 
 
 def register(commands: Any) -> None:
@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
 def run_ls(args: argparse.Namespace) -> int:
     """Print one row per resource or sub-folder; corrupt configs are flagged, not fatal."""
     folder = resolve(args.folder) if args.folder else current()
-    entries = store_for(folder).list(folder)
+    entries = store_for(folder).ls(folder)
     if not entries:
         print(f"(nothing saved in {folder})", file=sys.stderr)
         return 0
@@ -68,7 +68,9 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )

@@ -1,9 +1,9 @@
 """Resource addresses: parsing and validation, without touching any store.
 
-    ~/team/x      the local store (the ``rh/`` folder at the working dir's root)
-    @/x           the logged-in user's folder on the metadata server; ``~/x`` when logged out
-    /org/team/x   a group's folder on the metadata server
-    x, ./x, a/x   relative to the current folder (``rh.set_folder``)
+~/team/x      the local store (the ``rh/`` folder at the working dir's root)
+@/x           the logged-in user's folder on the metadata server; ``~/x`` when logged out
+/org/team/x   a group's folder on the metadata server
+x, ./x, a/x   relative to the current folder (``rh.set_folder``)
 """
 
 from __future__ import annotations

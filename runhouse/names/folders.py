@@ -41,7 +41,7 @@ def user_folder() -> Address:
 
 
 def resolve(name: str, base: Address | None = None) -> Address:
-    """Turn a name or address into an absolute ``Address`` (relative to ``base`` or the cwd folder)."""
+    """Turn a name into an absolute ``Address``, relative to ``base`` or the current folder."""
     root, parts = split(name)
     if root == "~":
         return Address("local", parts)
@@ -58,7 +58,9 @@ def resource_address(name: str) -> Address:
     """Resolve ``name`` and check that it can name a resource (not a store's root)."""
     address = resolve(name)
     if not address.parts:
-        raise InvalidNameError(name, f"{str(address)!r} is a folder; give the resource a name in it")
+        raise InvalidNameError(
+            name, f"{str(address)!r} is a folder; give the resource a name in it"
+        )
     return address
 
 

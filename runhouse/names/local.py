@@ -142,8 +142,8 @@ class LocalStore(Store):
         self._prune(folder)
         return existed
 
-    def list(self, folder: Address) -> list[Entry]:
-        """Resources and sub-folders directly inside ``folder``; corrupt configs are flagged, not raised."""
+    def ls(self, folder: Address) -> list[Entry]:
+        """Resources and sub-folders directly in ``folder``; corrupt configs are flagged."""
         base = self.folder(folder)
         try:
             children = sorted(p for p in base.iterdir() if p.is_dir() and _visible(p.name))
@@ -183,7 +183,7 @@ class LocalStore(Store):
         folder = self.folder(address)
         if not folder.is_dir():
             return ""
-        names = [e.name for e in self.list(address)]
+        names = [e.name for e in self.ls(address)]
         if not names:
             return ""
         return f"{str(address)!r} is a folder holding: {', '.join(names[:10])}."

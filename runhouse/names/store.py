@@ -65,7 +65,7 @@ class Store(ABC):
     def append(
         self, address: Address, config: dict[str, Any], author: str, overwrite: bool = True
     ) -> ResourceVersion:
-        """Save ``config`` as the next version; ``ResourceExistsError`` if taken and not ``overwrite``."""
+        """Save ``config`` as the next version; a taken address needs ``overwrite``."""
 
     @abstractmethod
     def history(self, address: Address, limit: int | None = None) -> list[ResourceVersion]:
@@ -76,7 +76,7 @@ class Store(ABC):
         """Remove the config and all its versions; whether anything was there."""
 
     @abstractmethod
-    def list(self, folder: Address) -> list[Entry]:
+    def ls(self, folder: Address) -> list[Entry]:
         """The resources and sub-folders directly inside ``folder``, sorted by name."""
 
     def version(self, address: Address, number: int) -> ResourceVersion:

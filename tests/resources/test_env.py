@@ -1,0 +1,52 @@
+"""Env as a resource: its fields, validation and the factory."""
+
+from __future__ import annotations
+
+import pytest
+
+import runhouse as rh
+
+
+def test_fields_round_trip() -> None:
+    env = rh.env(
+        name="np",
+        reqs=["numpy", "./my_pkg"],
+        env_vars={"MODE": "fast"},
+        setup_cmds="echo hi",
+        working_dir=None,
+        secrets=["aws"],
+    ).save()
+    loaded = rh.load("np")
+    assert isinstance(loaded, rh.Env)
+    assert loaded.config() == env.config()
+    assert loaded.setup_cmds == ["echo hi"]
+    assert loaded.working_dir is None
+
+
+def test_env_vars_may_be_a_dotenv_path() -> None:
+    rh.env(name="e", env_vars=".env").save()
+    assert rh.load("e").env_vars == ".env"
+
+
+def test_factory_with_only_a_name_loads() -> None:
+    rh.env(name="np", reqs=["numpy"]).save()
+    assert rh.env(name="np").reqs == ["numpy"]
+    with pytest.raises(rh.ResourceNotFoundError):
+        rh.env(name="absent")
+    assert rh.env(name="absent", reqs=[]).reqs == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"reqs": [1]}, "reqs"),
+        ({"reqs": [""]}, "reqs"),
+        ({"setup_cmds": [None]}, "setup_cmds"),
+        ({"env_vars": {"N": 1}}, "quote numbers"),
+        ({"env_vars": ["A=1"]}, "dict or a path"),
+        ({"working_dir": 3}, "working_dir"),
+    ],
+)
+def test_bad_fields(kwargs: dict, says: str) -> None:
+    with pytest.raises(TypeError, match=says):
+        rh.Env(name="bad", **kwargs)

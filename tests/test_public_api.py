@@ -52,8 +52,12 @@ def test_public_functions_are_typed_and_documented() -> None:
                     continue
                 if not (func.__doc__ or "").strip():
                     problems.append(f"{where}: no docstring")
-                if inspect.isfunction(func) and "return" not in func.__annotations__:
-                    problems.append(f"{where}: no return type")
+                if inspect.isfunction(func):
+                    params = inspect.signature(func).parameters
+                    untyped = [n for n in params if n not in ("self", "cls")]
+                    untyped = [n for n in untyped if n not in func.__annotations__]
+                    if untyped or "return" not in func.__annotations__:
+                        problems.append(f"{where}: missing type hints ({untyped or 'return'})")
     assert problems == []
 
 

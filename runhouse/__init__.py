@@ -1,47 +1,101 @@
-"""Runhouse: send functions and classes to remote compute, and name, version and share them."""
+"""Runhouse: send functions and classes to remote compute, and name, version and share them.
+
+Exports load lazily (PEP 562): ``import runhouse`` stays fast, and the daemon and workers can
+import ``runhouse.daemon`` without pulling in client-side code.
+"""
+
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from runhouse._version import __version__
-from runhouse.config import configs
-from runhouse.exceptions import (
-    ConfigError,
-    CorruptConfigError,
-    InvalidNameError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ResourceTypeMismatchError,
-    RunhouseError,
-    StoreUnavailableError,
-    UnknownResourceTypeError,
-    VersionNotFoundError,
-)
-from runhouse.names.folders import current_folder, set_folder, unset_folder
-from runhouse.names.resolver import Location, exists, locate
-from runhouse.names.store import ResourceVersion
-from runhouse.resources.env import Env, env
-from runhouse.resources.resource import Resource, load
 
-__all__ = [
-    "ConfigError",
-    "CorruptConfigError",
-    "Env",
-    "InvalidNameError",
-    "Location",
-    "Resource",
-    "ResourceExistsError",
-    "ResourceNotFoundError",
-    "ResourceTypeMismatchError",
-    "ResourceVersion",
-    "RunhouseError",
-    "StoreUnavailableError",
-    "UnknownResourceTypeError",
-    "VersionNotFoundError",
-    "__version__",
-    "configs",
-    "current_folder",
-    "env",
-    "exists",
-    "load",
-    "locate",
-    "set_folder",
-    "unset_folder",
-]
+_EXPORTS: dict[str, str] = {
+    "AuthError": "runhouse.exceptions",
+    "CallCancelledError": "runhouse.exceptions",
+    "Cluster": "runhouse.resources.cluster",
+    "ConfigError": "runhouse.exceptions",
+    "CorruptConfigError": "runhouse.exceptions",
+    "DaemonError": "runhouse.exceptions",
+    "Env": "runhouse.resources.env",
+    "Function": "runhouse.resources.function",
+    "InvalidNameError": "runhouse.exceptions",
+    "Location": "runhouse.names.resolver",
+    "Module": "runhouse.resources.module",
+    "ObjectNotFoundError": "runhouse.exceptions",
+    "RemoteError": "runhouse.exceptions",
+    "Resource": "runhouse.resources.resource",
+    "ResourceExistsError": "runhouse.exceptions",
+    "ResourceNotFoundError": "runhouse.exceptions",
+    "ResourceTypeMismatchError": "runhouse.exceptions",
+    "ResourceVersion": "runhouse.names.store",
+    "RunhouseError": "runhouse.exceptions",
+    "SerializationError": "runhouse.exceptions",
+    "StoreUnavailableError": "runhouse.exceptions",
+    "UnknownResourceTypeError": "runhouse.exceptions",
+    "VersionNotFoundError": "runhouse.exceptions",
+    "WorkerDiedError": "runhouse.exceptions",
+    "cluster": "runhouse.resources.cluster",
+    "configs": "runhouse.config",
+    "current_folder": "runhouse.names.folders",
+    "env": "runhouse.resources.env",
+    "exists": "runhouse.names.resolver",
+    "function": "runhouse.resources.function",
+    "load": "runhouse.resources.resource",
+    "locate": "runhouse.names.resolver",
+    "module": "runhouse.resources.module",
+    "set_folder": "runhouse.names.folders",
+    "unset_folder": "runhouse.names.folders",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__", "here"])
+
+
+def __getattr__(name: str) -> _Any:
+    if name == "here":  # computed on each access: the cluster this code runs on
+        from runhouse.resources.cluster import here
+
+        return here()
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runhouse' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if _TYPE_CHECKING:
+    from runhouse.config import configs
+    from runhouse.exceptions import (
+        AuthError,
+        CallCancelledError,
+        ConfigError,
+        CorruptConfigError,
+        DaemonError,
+        InvalidNameError,
+        ObjectNotFoundError,
+        RemoteError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ResourceTypeMismatchError,
+        RunhouseError,
+        SerializationError,
+        StoreUnavailableError,
+        UnknownResourceTypeError,
+        VersionNotFoundError,
+        WorkerDiedError,
+    )
+    from runhouse.names.folders import current_folder, set_folder, unset_folder
+    from runhouse.names.resolver import Location, exists, locate
+    from runhouse.names.store import ResourceVersion
+    from runhouse.resources.cluster import Cluster, cluster
+    from runhouse.resources.env import Env, env
+    from runhouse.resources.function import Function, function
+    from runhouse.resources.module import Module, module
+    from runhouse.resources.resource import Resource, load
+
+    here: Cluster

@@ -61,6 +61,13 @@ SETTINGS: dict[str, Setting] = {
             "~",
             "Folder that bare names resolve in when no rh.set_folder is active.",
         ),
+        Setting(
+            "autostart_daemon",
+            bool,
+            True,
+            "Start the local daemon when rh.cluster('local') or rh.here needs it.",
+        ),
+        Setting("daemon_dir", str, None, "Folder of the local daemon (default ~/.rh/daemon)."),
         Setting("den_url", str, None, "URL of the metadata server (Den); unset means none."),
         Setting("token", str, None, "Token for the metadata server.", secret=True),
         Setting("username", str, None, "Author recorded on saved versions (default: OS user)."),

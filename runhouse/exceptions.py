@@ -9,7 +9,14 @@
      │    └── CorruptConfigError                         a file that does not parse (file, line)
      ├── UnknownResourceTypeError    (also ValueError)   no class claims a config's resource_type
      ├── ResourceTypeMismatchError   (also TypeError)    Cls.from_name on another class's config
-     └── StoreUnavailableError                           the store an address needs is not set up
+     ├── StoreUnavailableError                           the store an address needs is not set up
+     ├── SerializationError          (also TypeError)    a value that cannot be pickled or rebuilt
+     ├── ObjectNotFoundError         (also KeyError)     no object under a key on a cluster
+     ├── RemoteError                                     a remote exception not rebuildable here
+     ├── CallCancelledError                              the call was cancelled (c.cancel(key))
+     ├── WorkerDiedError                                 the env's worker died during the call
+     └── DaemonError                                     the daemon is unreachable or refused
+          └── AuthError                                  missing (401) or wrong (403) token
 
 Built-in bases are there so that callers can catch what they already know (``KeyError`` for a
 missing name); the structured fields are there so that tools do not parse messages.
@@ -22,6 +29,18 @@ from pathlib import Path
 
 class RunhouseError(Exception):
     """Base class of every error Runhouse raises on purpose."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild from args and fields, not __init__: errors cross processes (cluster to
+        # client) and most subclasses take structured fields, not a message.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[RunhouseError], args: tuple[object, ...], state: dict) -> RunhouseError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class InvalidNameError(RunhouseError, ValueError):
@@ -126,3 +145,73 @@ class StoreUnavailableError(RunhouseError):
     def __init__(self, address: str, reason: str) -> None:
         self.address = address
         super().__init__(f"Cannot reach the store for {address!r}: {reason}")
+
+
+class SerializationError(RunhouseError, TypeError):
+    """A value that cannot be serialized (or rebuilt on the other side)."""
+
+    def __init__(self, what: str, type_name: str | None, detail: str) -> None:
+        self.what = what
+        self.type_name = type_name
+        of = f" (a value of type {type_name})" if type_name else ""
+        super().__init__(
+            f"Cannot send {what}{of}: {detail}. Send values that pickle (no open files, "
+            "locks, sockets or generators), or create them on the cluster."
+        )
+
+
+class ObjectNotFoundError(RunhouseError, KeyError):
+    """A cluster holds no object or function under this key."""
+
+    def __init__(self, key: str, existing: list[str]) -> None:
+        self.key = key
+        self.existing = existing
+        shown = ", ".join(repr(k) for k in existing[:20]) or "none"
+        more = f" (and {len(existing) - 20} more)" if len(existing) > 20 else ""
+        super().__init__(f"No object with key {key!r} on the cluster. Keys there: {shown}{more}.")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RemoteError(RunhouseError):
+    """A remote exception whose type cannot be rebuilt here; carries its name and traceback."""
+
+    def __init__(self, remote_type: str, message: str, remote_traceback: str) -> None:
+        self.remote_type = remote_type
+        self.message = message
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{remote_type}: {message}")
+
+
+class CallCancelledError(RunhouseError):
+    """The call was cancelled before it finished."""
+
+    def __init__(self, run_key: str) -> None:
+        self.run_key = run_key
+        super().__init__(f"Call {run_key!r} was cancelled.")
+
+
+class WorkerDiedError(RunhouseError):
+    """The worker process running the call died; names how it ended."""
+
+    def __init__(self, env: str, pid: int | None, cause: str) -> None:
+        self.env = env
+        self.pid = pid
+        self.cause = cause
+        super().__init__(
+            f"The worker for env {env!r} (pid {pid}) died during the call: {cause}. "
+            "Its objects are lost; the next call to this env starts a fresh worker."
+        )
+
+
+class DaemonError(RunhouseError):
+    """The cluster's daemon could not be reached, or answered with an error."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AuthError(DaemonError):
+    """The daemon refused the request's token (401 missing, 403 wrong)."""

@@ -9,7 +9,11 @@ This module holds what an env *is*; building one on a cluster belongs to the dae
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shlex
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from runhouse.resources.resource import Resource
@@ -48,6 +52,37 @@ class Env(Resource):
             "setup_cmds": list(self.setup_cmds),
             "working_dir": self.working_dir,
         }
+
+    def content_hash(self) -> str:
+        """A hash of everything that defines the env (not its name)."""
+        content = {k: v for k, v in self.config().items() if k != "name"}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def resolved_env_vars(self) -> dict[str, str]:
+        """The variables as a dict, reading the ``.env`` file if a path was given."""
+        if isinstance(self.env_vars, dict):
+            return dict(self.env_vars)
+        return read_dotenv(Path(self.env_vars).expanduser())
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file (comments, ``export`` and quotes allowed)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"env_vars file {str(path)!r} does not exist") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{path}, line {number}: expected KEY=value, got {raw!r}")
+        parsed = shlex.split(value, comments=True)
+        values[key.strip()] = parsed[0] if parsed else ""
+    return values
 
 
 def env(

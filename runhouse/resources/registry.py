@@ -17,7 +17,10 @@ if TYPE_CHECKING:
     from runhouse.resources.resource import Resource
 
 BUILTIN_TYPES: dict[str, str] = {
+    "cluster": "runhouse.resources.cluster",
     "env": "runhouse.resources.env",
+    "function": "runhouse.resources.function",
+    "module": "runhouse.resources.module",
     "resource": "runhouse.resources.resource",
 }
 

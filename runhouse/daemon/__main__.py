@@ -1,0 +1,24 @@
+"""``python -m runhouse.daemon``: run a daemon in the foreground (``runhouse start`` uses it)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from runhouse.daemon.layout import default_dir
+from runhouse.daemon.server import serve
+
+
+def main() -> int:
+    """Parse the daemon's options and serve."""
+    parser = argparse.ArgumentParser(prog="python -m runhouse.daemon")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=32300, help="0 picks a free port")
+    parser.add_argument("--dir", type=Path, default=None, help="the daemon's folder")
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    return serve(args.host, args.port, args.dir or default_dir(), args.ready_fd)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

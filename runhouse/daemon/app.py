@@ -1,0 +1,318 @@
+"""The daemon's ASGI app: ``create_app(state)``; no module-level app, no import-time effects.
+
+Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{method}``):
+
+    GET    /_rh/health              liveness and versions (no token needed)
+    GET    /_rh/openapi.json        the schema (no token needed)
+    GET    /_rh/status              envs, workers, objects, uptime
+    GET    /_rh/keys[?env=]         keys of objects held
+    PUT    /_rh/envs/{name}         declare an env (JSON: env_vars)
+    PUT    /_rh/objects/{key}       store an object (pickle body; ?env=, ?resource=1)
+    GET    /_rh/objects/{key}       fetch an object
+    DELETE /_rh/objects/{key}       delete an object
+    POST   /_rh/clear               delete every object
+    POST   /_rh/cancel/{key}        cancel a run (by run key) or every run of an object
+    GET    /_rh/runs/{run_key}      wait for a run started with ?detach=1 and fetch its result
+    POST   /{key}/{method}          call (pickle body, or JSON {"args", "kwargs"} for curl)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import secrets
+import sys
+from typing import Any
+
+from runhouse._version import __version__
+from runhouse.daemon import asgi
+from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
+from runhouse.daemon.engines.base import EnvSpec, Frame
+from runhouse.daemon.openapi import schema
+from runhouse.daemon.state import BASE_ENV, DaemonState, Run
+from runhouse.wire.frames import TERMINAL, Kind
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
+_PUBLIC = frozenset({"/_rh/health", "/_rh/openapi.json"})
+_OPS = frozenset({"call", "map", "getattr", "setattr"})
+_SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
+_KEEP_FINISHED_RUNS = 10_000
+DEFAULT_MAX_BODY = 2 * 1024**3
+
+
+def create_app(state: DaemonState, max_body: int = DEFAULT_MAX_BODY) -> Any:
+    """The daemon's ASGI application over ``state``."""
+    routes = Routes(state, max_body)
+    token = f"Bearer {state.token}".encode() if state.token else None
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        try:
+            if token is not None and path not in _PUBLIC:
+                given = asgi.header(scope, b"authorization")
+                if given is None:
+                    raise HTTPError(
+                        401, "AuthError", "missing token: send 'Authorization: Bearer <token>'"
+                    )
+                if not hmac.compare_digest(given, token):
+                    raise HTTPError(403, "AuthError", "wrong token for this daemon")
+            await routes.dispatch(scope, receive, send)
+        except HTTPError as exc:
+            await asgi.send_json(send, exc.status, exc.body())
+
+    return app
+
+
+def _name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise HTTPError(
+            400,
+            "InvalidName",
+            f"invalid {what} {value!r}: use letters, digits, '_', '.', '-', '@' (max 200)",
+        )
+    return value
+
+
+class Routes:
+    """The handlers; each takes the request and answers through ``send``."""
+
+    def __init__(self, state: DaemonState, max_body: int) -> None:
+        self.state = state
+        self.max_body = max_body
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route by method and path."""
+        method, parts = scope["method"], scope["path"].strip("/").split("/")
+        if len(parts) == 2 and parts[0] != "_rh":
+            if method != "POST":
+                raise HTTPError(405, "MethodNotAllowed", "calls are POST /{key}/{method}")
+            return await self.call(scope, receive, send, _name(parts[0], "key"), parts[1])
+        if parts[0] != "_rh" or len(parts) < 2:
+            raise HTTPError(404, "NotFound", f"no route {scope['path']!r}; see /_rh/openapi.json")
+        route = (method, parts[1], len(parts))
+        if route == ("GET", "health", 2):
+            return await asgi.send_json(send, 200, _health())
+        if route == ("GET", "openapi.json", 2):
+            return await asgi.send_json(send, 200, schema())
+        if route == ("GET", "status", 2):
+            return await asgi.send_json(send, 200, await self.state.status())
+        if route == ("GET", "keys", 2):
+            return await asgi.send_json(send, 200, self.state.keys(asgi.query(scope).get("env")))
+        if route == ("POST", "clear", 2):
+            return await self.clear(send)
+        if len(parts) == 3:
+            name = _name(parts[2], "key")
+            if route == ("PUT", "envs", 3):
+                return await self.put_env(scope, receive, send, name)
+            if route == ("PUT", "objects", 3):
+                return await self.put_object(scope, receive, send, name)
+            if route == ("GET", "objects", 3):
+                return await self.get_object(send, name)
+            if route == ("DELETE", "objects", 3):
+                return await self.delete_object(send, name)
+            if route == ("POST", "cancel", 3):
+                return await self.cancel(send, name)
+            if route == ("GET", "runs", 3):
+                return await self.get_run(send, name)
+        raise HTTPError(404, "NotFound", f"no route {method} {scope['path']!r}")
+
+    def _env_of(self, key: str) -> str:
+        env = self.state.key_env.get(key)
+        if env is None:
+            keys = self.state.keys()
+            raise HTTPError(
+                404, "ObjectNotFoundError", f"no object with key {key!r}", key=key, keys=keys
+            )
+        return env
+
+    async def call(self, scope: Scope, receive: Receive, send: Send, key: str, method: str) -> None:
+        """Run ``key.method``; stream frames back (or one JSON value for curl)."""
+        q = asgi.query(scope)
+        op = q.get("op", "call")
+        if op not in _OPS:
+            raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
+        env = self._env_of(key)
+        body = await asgi.read_body(scope, receive, self.max_body)
+        as_json = (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
+        run_key = (
+            _name(q["run_key"], "run_key") if "run_key" in q else f"{key}@{secrets.token_hex(6)}"
+        )
+        detach = q.get("detach") == "1"
+        store_as = _name(q["store_as"], "store_as") if "store_as" in q else None
+        if detach:
+            store_as = run_key
+        request = {
+            "op": op,
+            "key": key,
+            "method": method,
+            "fmt": "json" if as_json else "pickle",
+            "logs": q.get("logs") == "1" and not as_json and not detach,
+            "run_key": run_key,
+            "store_as": store_as,
+        }
+        worker = await self.state.worker(env)
+        stream = worker.open(request, body)
+        run = Run(run_key, key, env, worker, stream.call_id, detach)
+        self.state.runs[run_key] = run
+        if store_as is not None:
+            self.state.remember(store_as, env, None)
+        if detach:
+            asyncio.get_running_loop().create_task(self._follow(run, stream))
+            return await asgi.send_json(send, 200, {"run_key": run_key})
+        try:
+            if as_json:
+                await self._answer_json(send, stream)
+            else:
+                await self._answer_frames(send, stream)
+        finally:
+            run.done.set()
+            self.state.runs.pop(run_key, None)
+
+    async def _answer_frames(self, send: Send, stream: Any) -> None:
+        first: Frame = await stream.next()
+        if first.kind in TERMINAL:
+            status = _SINGLE_FRAME_STATUS.get(first.kind, 200)
+            return await asgi.send_bytes(send, status, asgi.FRAMES, first.header, first.payload)
+        await asgi.start_stream(send)
+        frame = first
+        while True:
+            done = frame.kind in TERMINAL
+            if len(frame.payload) > 65536:
+                await asgi.stream_part(send, frame.header)
+                await asgi.stream_part(send, frame.payload, more=not done)
+            else:
+                await asgi.stream_part(send, frame.data, more=not done)
+            if done:
+                return
+            frame = await stream.next()
+
+    async def _answer_json(self, send: Send, stream: Any) -> None:
+        items: list[bytes] = []
+        while True:
+            frame: Frame = await stream.next()
+            if frame.kind == Kind.ITEM:
+                items.append(frame.payload)
+            elif frame.kind == Kind.END:
+                return await asgi.send_bytes(send, 200, asgi.JSON, b"[" + b",".join(items) + b"]")
+            elif frame.kind == Kind.RESULT:
+                return await asgi.send_bytes(send, 200, asgi.JSON, frame.payload or b"null")
+            elif frame.kind in (Kind.ERROR, Kind.REJECTED):
+                error = json.loads(frame.payload) if frame.payload.startswith(b"{") else None
+                status = 400 if frame.kind == Kind.REJECTED else 500
+                body = {"error": error} if error else {"error": {"message": "call failed"}}
+                return await asgi.send_json(send, status, body)
+
+    async def _follow(self, run: Run, stream: Any) -> None:
+        while True:
+            frame: Frame = await stream.next()
+            if frame.kind in TERMINAL:
+                if frame.kind in (Kind.ERROR, Kind.REJECTED):
+                    run.error = frame
+                    self.state.forget(run.run_key)
+                run.done.set()
+                self._trim_runs()
+                return
+
+    def _trim_runs(self) -> None:
+        finished = [k for k, r in self.state.runs.items() if r.done.is_set()]
+        for key in finished[: max(0, len(finished) - _KEEP_FINISHED_RUNS)]:
+            del self.state.runs[key]
+
+    async def get_run(self, send: Send, run_key: str) -> None:
+        """Wait for a detached run; answer its result or its error as a frame."""
+        run = self.state.runs.get(run_key)
+        if run is None:
+            if run_key in self.state.key_env:
+                return await self.get_object(send, run_key)
+            raise HTTPError(404, "RunNotFound", f"no run with key {run_key!r} on this daemon")
+        await run.done.wait()
+        if run.error is not None:
+            return await asgi.send_bytes(
+                send, 200, asgi.FRAMES, run.error.header, run.error.payload
+            )
+        await self.get_object(send, run_key)
+
+    async def cancel(self, send: Send, key: str) -> None:
+        """Cancel the run with this run key, or every running call of this object key."""
+        runs = [
+            r
+            for r in self.state.runs.values()
+            if (r.run_key == key or r.key == key) and not r.done.is_set()
+        ]
+        if not runs and key not in self.state.runs and key not in self.state.key_env:
+            raise HTTPError(404, "RunNotFound", f"no run or object with key {key!r}")
+        cancelled = []
+        for run in runs:
+            frame = await run.worker.ask({"op": "cancel", "target": run.call_id})
+            if frame.kind == Kind.RESULT and json.loads(frame.payload):
+                cancelled.append(run.run_key)
+        await asgi.send_json(send, 200, {"cancelled": cancelled})
+
+    async def put_env(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """Declare (or change) an env; a changed env's worker restarts."""
+        try:
+            spec = json.loads(await asgi.read_body(scope, receive, 1 << 20) or b"{}")
+            env_vars = spec.get("env_vars") or {}
+            valid = all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())
+        except (ValueError, AttributeError):
+            valid = False
+        if not valid:
+            raise HTTPError(400, "BadRequest", 'env body must be {"env_vars": {"NAME": "value"}}')
+        if self.state.set_env(EnvSpec(name, dict(env_vars))):
+            await self.state.restart_env(name)
+        await asgi.send_json(send, 200, {"env": name})
+
+    async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        """Store an object in an env's worker."""
+        q = asgi.query(scope)
+        env = _name(q.get("env") or BASE_ENV, "env")
+        body = await asgi.read_body(scope, receive, self.max_body)
+        previous = self.state.key_env.get(key)
+        worker = await self.state.worker(env)
+        frame = await worker.ask({"op": "put", "key": key}, body)
+        if frame.kind != Kind.RESULT:
+            return await asgi.send_bytes(send, 400, asgi.FRAMES, frame.header, frame.payload)
+        if previous is not None and previous != env and previous in self.state.workers:
+            await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
+        self.state.remember(key, env, body if q.get("resource") == "1" else None)
+        await asgi.send_json(send, 200, {"key": key, "env": env})
+
+    async def get_object(self, send: Send, key: str) -> None:
+        """Fetch an object's value as a frame."""
+        worker = await self.state.worker(self._env_of(key))
+        frame = await worker.ask({"op": "get", "key": key})
+        status = 200 if frame.kind == Kind.RESULT else 400
+        await asgi.send_bytes(send, status, asgi.FRAMES, frame.header, frame.payload)
+
+    async def delete_object(self, send: Send, key: str) -> None:
+        """Delete one object."""
+        env = self._env_of(key)
+        worker = self.state.workers.get(env)
+        if worker is not None and worker.alive:
+            await worker.ask({"op": "delete", "keys": [key]})
+        self.state.forget(key)
+        await asgi.send_json(send, 200, {"deleted": [key]})
+
+    async def clear(self, send: Send) -> None:
+        """Delete every object in every env."""
+        for worker in list(self.state.workers.values()):
+            if worker.alive:
+                await worker.ask({"op": "clear"})
+        self.state.key_env.clear()
+        self.state.resources.clear()
+        await asgi.send_json(send, 200, {"cleared": True})
+
+
+def _health() -> dict[str, Any]:
+    import cloudpickle
+
+    return {
+        "status": "ok",
+        "runhouse": __version__,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "cloudpickle": cloudpickle.__version__,
+    }

@@ -1,0 +1,1 @@
+"""Engines start env workers and carry requests to them: ``process`` (here), later ``ray``."""

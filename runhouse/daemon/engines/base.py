@@ -1,0 +1,105 @@
+"""The engine interface: launch a worker for an env, send it requests, stream frames back.
+
+    worker = await engine.launch(EnvSpec("base"))
+    stream = worker.open({"op": "call", "key": "fn", "logs": True}, body)
+    while (frame := await stream.next()).kind not in TERMINAL:
+        ...  # frame.data is ready to forward to the client as-is
+
+An implementation writes ``launch`` and a ``WorkerHandle`` with ``open``, ``stop`` and the
+properties below; the daemon never knows which engine it is talking to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runhouse.wire.frames import Kind
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the daemon needs to start an env's worker."""
+
+    name: str
+    env_vars: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame from a worker: its kind and its bytes as the client will read them."""
+
+    kind: Kind
+    header: bytes  # kind + length, as encoded by frames.HEADER
+    payload: bytes
+
+    @property
+    def data(self) -> bytes:
+        """Header and payload together (copies the payload: use for small frames)."""
+        return self.header + self.payload
+
+
+class Stream:
+    """The frames of one request, in order, as the worker sends them."""
+
+    def __init__(self, call_id: int) -> None:
+        self.call_id = call_id
+        self._frames: deque[Frame] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, frame: Frame) -> None:
+        """Called by the engine's reader for each frame of this request."""
+        self._frames.append(frame)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self) -> Frame:
+        """The next frame, waiting for it if needed."""
+        while not self._frames:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
+        return self._frames.popleft()
+
+
+class WorkerHandle(ABC):
+    """The daemon's handle on one env's worker."""
+
+    env: EnvSpec
+
+    @property
+    @abstractmethod
+    def pid(self) -> int | None:
+        """The worker's process id, if it has one."""
+
+    @property
+    @abstractmethod
+    def alive(self) -> bool:
+        """Whether the worker can take requests."""
+
+    @abstractmethod
+    def open(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Stream:
+        """Send a request; its frames arrive on the returned stream."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop the worker (its in-flight calls fail)."""
+
+    async def ask(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Frame:
+        """Send a request whose answer is a single frame."""
+        return await self.open(request, body).next()
+
+
+OnDeath = Callable[["WorkerHandle", str], None]
+
+
+class Engine(ABC):
+    """Starts workers for envs."""
+
+    @abstractmethod
+    async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:
+        """Start a worker for ``env``; ``on_death(worker, cause)`` runs if it dies."""

@@ -1,0 +1,119 @@
+"""Run a daemon in this process: bind, start the base worker, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from runhouse._version import __version__
+from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app
+from runhouse.daemon.engines.process import ProcessEngine
+from runhouse.daemon.layout import DaemonFiles
+from runhouse.daemon.state import DaemonState
+
+log = logging.getLogger("runhouse.daemon")
+ALREADY_RUNNING = 3
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # Listening before uvicorn starts accepting: a client told "ready" can connect at once.
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def serve(
+    host: str, port: int, root: Path, ready_fd: int | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    files = DaemonFiles(root)
+    files.ensure_root()
+    lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        info = files.read_info() or {}
+        print(
+            f"runhouse: a daemon already runs for {root} (pid {info.get('pid')})", file=sys.stderr
+        )
+        return ALREADY_RUNNING
+    token = files.ensure_token()
+    sock = _bind(host, port)
+    port = sock.getsockname()[1]
+    state = DaemonState(ProcessEngine(), token, port)
+    config = uvicorn.Config(
+        create_app(state, max_body),
+        loop="none",
+        http=_fastest_http(),
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=3600,
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        await state.start()
+        files.write_info(
+            {
+                "pid": os.getpid(),
+                "host": host,
+                "port": port,
+                "runhouse": __version__,
+                "started": time.time(),
+            }
+        )
+        log.info(
+            "runhouse daemon %s listening on http://%s:%d (pid %d)",
+            __version__,
+            host,
+            port,
+            os.getpid(),
+        )
+        if ready_fd is not None:
+            os.write(ready_fd, f"ready {port}\n".encode())
+            os.close(ready_fd)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await state.stop()
+            files.clear_info()
+            log.info("runhouse daemon stopped")
+
+    _run(main())
+    return 0
+
+
+def _fastest_http() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def _run(main: object) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)  # type: ignore[arg-type]
+    else:
+        uvloop.run(main)  # type: ignore[arg-type]

@@ -1,0 +1,253 @@
+"""Running one call in a worker: sync code on a thread, coroutines on the worker's loop.
+
+Every call ends with exactly one terminal frame (RESULT, ERROR, END or REJECTED). Results
+are serialized here, so an unpicklable result becomes an error for that call only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from runhouse.daemon.worker.logcapture import CallOutput, current_output
+from runhouse.exceptions import CallCancelledError, SerializationError
+from runhouse.wire import errors
+from runhouse.wire.frames import Kind
+from runhouse.wire.serialization import dumps, loads
+
+Send = Callable[[Kind, bytes], None]
+
+
+class Cancelled(BaseException):
+    """Raised inside a cancelled call's thread (a BaseException: user code should not catch it)."""
+
+
+@dataclass
+class RunningCall:
+    """A call in flight, and how to stop it."""
+
+    run_key: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    thread_id: int | None = None
+    task: asyncio.Task[Any] | None = None
+    done: bool = False
+    cancelled: bool = False
+
+    def cancel(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Stop the call: cancel its task, or raise ``Cancelled`` in its thread."""
+        with self.lock:
+            if self.done:
+                return False
+            self.cancelled = True
+            if self.task is not None:
+                loop.call_soon_threadsafe(self.task.cancel)
+            elif self.thread_id is not None:
+                # Delivered at the thread's next bytecode: a call blocked inside C code
+                # stops when that returns.
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self.thread_id), ctypes.py_object(Cancelled)
+                )
+            return True
+
+    def finish(self) -> None:
+        """Mark the call finished; no cancellation is delivered after this."""
+        with self.lock:
+            self.done = True
+
+
+@dataclass
+class Call:
+    """Everything a call needs once its target is resolved."""
+
+    target: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    fmt: str  # "pickle" or "json"
+    send: Send
+    running: RunningCall
+    output: CallOutput | None
+    store: Callable[[Any], None] | None  # keep the result on the cluster instead of sending it
+    what: str
+
+
+def decode_args(body: bytes | memoryview, fmt: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's positional and keyword arguments from a pickle or JSON body."""
+    if fmt == "json":
+        try:
+            data = json.loads(bytes(body) or b"{}")
+        except ValueError as exc:
+            raise SerializationError("the request body", None, f"invalid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise SerializationError(
+                "the request body", None, 'expected {"args": [], "kwargs": {}}'
+            )
+        args, kwargs = data.get("args", []), data.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise SerializationError(
+                "the request body", None, '"args" must be a list, "kwargs" an object'
+            )
+        return tuple(args), kwargs
+    if not len(body):
+        return (), {}
+    decoded = loads(body, "the call's arguments")
+    if not (isinstance(decoded, tuple) and len(decoded) == 2 and isinstance(decoded[1], dict)):
+        raise SerializationError("the call's arguments", None, "expected (args, kwargs)")
+    return tuple(decoded[0]), decoded[1]
+
+
+def decode_items(body: bytes | memoryview) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The argument sets of a map: a list of (args, kwargs)."""
+    items = loads(body, "the map's arguments")
+    if not isinstance(items, list) or not all(
+        isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], dict) for i in items
+    ):
+        raise SerializationError("the map's arguments", None, "expected a list of (args, kwargs)")
+    return items
+
+
+def run_map(
+    target: Callable[..., Any],
+    items: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    output: CallOutput | None,
+    pool: Executor,
+    loop: asyncio.AbstractEventLoop,
+) -> list[Any]:
+    """Run ``target`` once per argument set, concurrently; results in order."""
+    if is_async(target):
+
+        async def gather() -> list[Any]:
+            current_output.set(output)
+            return list(await asyncio.gather(*(target(*a, **k) for a, k in items)))
+
+        return asyncio.run_coroutine_threadsafe(gather(), loop).result()
+
+    def one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        token = current_output.set(output)
+        try:
+            return target(*args, **kwargs)
+        finally:
+            current_output.reset(token)
+
+    futures = [pool.submit(one, a, k) for a, k in items]
+    return [f.result() for f in futures]
+
+
+def encode_value(value: Any, fmt: str, what: str) -> bytes:
+    """A result or item as frame payload."""
+    if fmt == "json":
+        try:
+            return json.dumps(value).encode()
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(what, type(value).__name__, f"not JSON ({exc})") from exc
+    return dumps(value, what)
+
+
+def encode_error(exc: BaseException, fmt: str) -> bytes:
+    """An exception as frame payload (packed for Python clients, JSON for curl)."""
+    if fmt == "json":
+        record = {"type": type(exc).__name__, "message": str(exc)}
+        record["traceback"] = errors.format_traceback(exc)
+        return json.dumps(record).encode()
+    return errors.pack(exc)
+
+
+def run_sync(call: Call) -> None:
+    """Run a sync callable (or generator) on this thread, sending its frames."""
+    running = call.running
+    token = current_output.set(call.output)
+    running.thread_id = threading.get_ident()
+    try:
+        try:
+            value = call.target(*call.args, **call.kwargs)
+            if inspect.isgenerator(value):
+                for item in value:
+                    call.send(Kind.ITEM, encode_value(item, call.fmt, f"an item of {call.what}"))
+                running.finish()
+                _flush(call)
+                call.send(Kind.END, b"")
+                return
+            if inspect.iscoroutine(value):  # a sync callable that returned a coroutine
+                raise TypeError(f"{call.what} returned a coroutine; declare it `async def`")
+            running.finish()
+        except Cancelled:
+            running.finish()
+            _flush(call)
+            call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+            return
+        _finish(call, value)
+    except Cancelled:  # delivered just as the call returned: it still counts as cancelled
+        running.finish()
+        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+    except BaseException as exc:
+        running.finish()
+        _flush(call)
+        call.send(Kind.ERROR, encode_error(exc, call.fmt))
+    finally:
+        current_output.reset(token)
+
+
+async def run_async(call: Call) -> None:
+    """Run a coroutine function or async generator on the worker's loop."""
+    running = call.running
+    current_output.set(call.output)  # this task's own context
+    running.task = asyncio.current_task()
+    try:
+        if inspect.isasyncgenfunction(call.target):
+            async for item in call.target(*call.args, **call.kwargs):
+                call.send(Kind.ITEM, encode_value(item, call.fmt, f"an item of {call.what}"))
+            running.finish()
+            _flush(call)
+            call.send(Kind.END, b"")
+            return
+        value = await call.target(*call.args, **call.kwargs)
+        running.finish()
+        _finish(call, value)
+    except asyncio.CancelledError:
+        running.finish()
+        _flush(call)
+        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+    except BaseException as exc:
+        running.finish()
+        _flush(call)
+        call.send(Kind.ERROR, encode_error(exc, call.fmt))
+
+
+def is_async(target: Callable[..., Any]) -> bool:
+    """Whether the target runs on the event loop."""
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
+
+
+def start_async(call: Call, loop: asyncio.AbstractEventLoop) -> Future[None]:
+    """Schedule ``run_async`` on ``loop`` from any thread."""
+    return asyncio.run_coroutine_threadsafe(run_async(call), loop)
+
+
+def _finish(call: Call, value: Any) -> None:
+    _flush(call)
+    try:
+        if call.store is not None:
+            call.store(value)
+            payload = b""
+        else:
+            payload = encode_value(value, call.fmt, f"the result of {call.what}")
+    except BaseException as exc:
+        call.send(Kind.ERROR, encode_error(exc, call.fmt))
+        return
+    call.send(Kind.RESULT, payload)
+
+
+def _flush(call: Call) -> None:
+    if call.output is not None:
+        call.output.flush()
+
+
+def load_value(body: bytes | memoryview, what: str) -> Any:
+    """An object sent to the worker (put, setattr)."""
+    return loads(body, what)

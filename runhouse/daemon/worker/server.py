@@ -1,0 +1,202 @@
+"""The worker's side of its socket to the daemon: read requests, run them, send frames.
+
+One reader thread takes requests off the socket; calls run on a thread pool (sync code) or
+on the worker's event loop (coroutines); any thread sends frames, under one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runhouse.daemon.worker import calls
+from runhouse.daemon.worker.logcapture import CallOutput
+from runhouse.exceptions import ObjectNotFoundError
+from runhouse.wire.frames import ROUTED_HEADER, Kind, unpack_request
+
+_SMALL = 1 << 16
+_INLINE_OPS = frozenset({"keys", "delete", "clear", "cancel", "status"})
+
+
+class WorkerServer:
+    """Serves one env's objects and calls over a connected socket."""
+
+    def __init__(self, sock: socket.socket, env: str) -> None:
+        self.env = env
+        self.objects: dict[str, Any] = {}
+        self._sock = sock
+        self._reader = sock.makefile("rb", buffering=_SMALL)
+        self._send_lock = threading.Lock()
+        self._running: dict[int, calls.RunningCall] = {}
+        self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="rh-call")
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="rh-loop", daemon=True).start()
+
+    def serve_forever(self) -> None:
+        """Handle requests until the daemon closes the socket."""
+        size = ROUTED_HEADER.size
+        while True:
+            header = self._reader.read(size)
+            if len(header) < size:
+                return
+            call_id, kind, length = ROUTED_HEADER.unpack(header)
+            payload = self._reader.read(length)
+            if len(payload) < length:
+                return
+            if kind == Kind.REQUEST:
+                self._dispatch(call_id, payload)
+
+    def send(self, call_id: int, kind: Kind, payload: bytes = b"") -> None:
+        """Send one frame of call ``call_id`` to the daemon (thread-safe)."""
+        header = ROUTED_HEADER.pack(call_id, kind, len(payload))
+        with self._send_lock:
+            if len(payload) < _SMALL:
+                self._sock.sendall(header + payload)
+            else:
+                self._sock.sendall(header)
+                self._sock.sendall(payload)
+
+    def _dispatch(self, call_id: int, payload: bytes) -> None:
+        raw, body = unpack_request(payload)
+        request = json.loads(raw)
+        if request["op"] in _INLINE_OPS:
+            self._reply(call_id, self._inline(request))
+        else:
+            self._pool.submit(self._handle, call_id, request, body)
+
+    def _reply(self, call_id: int, value: Any) -> None:
+        self.send(call_id, Kind.RESULT, json.dumps(value).encode())
+
+    def _inline(self, request: dict[str, Any]) -> Any:
+        op = request["op"]
+        if op == "keys":
+            return sorted(self.objects)
+        if op == "delete":
+            return [k for k in request["keys"] if self.objects.pop(k, _MISSING) is not _MISSING]
+        if op == "clear":
+            count = len(self.objects)
+            self.objects.clear()
+            return count
+        if op == "cancel":
+            running = self._running.get(request["target"])
+            return running.cancel(self._loop) if running else False
+        return {
+            "pid": os.getpid(),
+            "rss_bytes": _rss_bytes(),
+            "objects": sorted(self.objects),
+            "running_calls": len(self._running),
+            "threads": threading.active_count(),
+        }
+
+    def _handle(self, call_id: int, request: dict[str, Any], body: memoryview) -> None:
+        def send(kind: Kind, data: bytes) -> None:
+            self.send(call_id, kind, data)
+
+        op = request["op"]
+        fmt = request.get("fmt", "pickle")
+        try:
+            if op == "put":
+                self.objects[request["key"]] = calls.load_value(body, f"object {request['key']!r}")
+                return send(Kind.RESULT, b"")
+            target = self._object(request["key"])
+            if op == "get":
+                return send(Kind.RESULT, calls.encode_value(target, fmt, f"{request['key']!r}"))
+            name = _public(request.get("method") or "__call__")
+            if op == "getattr":
+                value = getattr(target, name)
+                return send(Kind.RESULT, calls.encode_value(value, fmt, name))
+            if op == "setattr":
+                args, _ = calls.decode_args(body, fmt)
+                setattr(target, name, args[0])
+                return send(Kind.RESULT, b"")
+            method = self._method(target, name)
+            if op == "map":
+                items = calls.decode_items(body)
+                return self._run_map(request, method, items, send)
+            args, kwargs = calls.decode_args(body, fmt)
+        except Exception as exc:
+            return send(Kind.REJECTED, calls.encode_error(exc, fmt))
+        self._run(call_id, request, method, args, kwargs, send)
+
+    def _run_map(
+        self, request: dict[str, Any], method: Any, items: list[Any], send: calls.Send
+    ) -> None:
+        output = CallOutput(send) if request.get("logs") else None
+        try:
+            values = calls.run_map(method, items, output, self._pool, self._loop)
+            payload = calls.encode_value(values, "pickle", f"the results of {request['key']}")
+        except BaseException as exc:
+            if output is not None:
+                output.flush()
+            return send(Kind.ERROR, calls.encode_error(exc, "pickle"))
+        if output is not None:
+            output.flush()
+        send(Kind.RESULT, payload)
+
+    def _run(
+        self,
+        call_id: int,
+        request: dict[str, Any],
+        method: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        send: calls.Send,
+    ) -> None:
+        store_as = request.get("store_as")
+        running = calls.RunningCall(run_key=request.get("run_key") or str(call_id))
+        self._running[call_id] = running
+        call = calls.Call(
+            target=method,
+            args=args,
+            kwargs=kwargs,
+            fmt=request.get("fmt", "pickle"),
+            send=send,
+            running=running,
+            output=CallOutput(send) if request.get("logs") else None,
+            store=(lambda value: self.objects.__setitem__(store_as, value)) if store_as else None,
+            what=f"{request['key']}.{request.get('method') or '__call__'}",
+        )
+        if calls.is_async(method):
+            future = calls.start_async(call, self._loop)
+            future.add_done_callback(lambda _: self._running.pop(call_id, None))
+            return
+        try:
+            calls.run_sync(call)
+        finally:
+            self._running.pop(call_id, None)
+
+    def _object(self, key: str) -> Any:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise ObjectNotFoundError(key, sorted(self.objects)) from None
+
+    @staticmethod
+    def _method(target: Any, name: str) -> Any:
+        plain_callable = inspect.isroutine(target) or inspect.isclass(target)
+        if name in ("__call__", "call") and plain_callable:
+            return target
+        return getattr(target, name)
+
+
+def _public(name: str) -> str:
+    if name.startswith("_") and name != "__call__":
+        raise AttributeError(f"{name!r} is private; only public attributes can be used remotely")
+    return name
+
+
+_MISSING = object()
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

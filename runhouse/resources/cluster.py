@@ -1,0 +1,318 @@
+"""``Cluster``: compute with a Runhouse daemon; here, the daemon on this machine.
+
+>>> c = rh.cluster(name="local")          # the daemon starts on first use if needed
+>>> c.put("answer", 42); c.get("answer")
+42
+>>> c.keys(), c.status()["envs"][0]["worker"]["pid"]
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from runhouse.client import local_daemon
+from runhouse.client.http import ClusterClient, DaemonUnreachable
+from runhouse.client.shipping import ship
+from runhouse.config import configs
+from runhouse.daemon.layout import DaemonFiles
+from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
+from runhouse.names.resolver import exists
+from runhouse.resources.env import Env
+from runhouse.resources.resource import Resource
+from runhouse.wire.serialization import dumps
+
+log = logging.getLogger("runhouse")
+T = TypeVar("T")
+BASE_ENV = "base"
+
+
+class Cluster(Resource):
+    """A machine (or machines) running a Runhouse daemon that holds objects and runs calls."""
+
+    resource_type = "cluster"
+
+    def __init__(self, name: str | None = None, server_port: int = local_daemon.DEFAULT_PORT):
+        super().__init__(name=name)
+        self.server_port = server_port
+        self._client: ClusterClient | None = None
+        self._lock = threading.Lock()
+
+    def config(self) -> dict[str, Any]:
+        """The cluster's config."""
+        return {**super().config(), "server_port": self.server_port}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A cluster travels (inside a function sent elsewhere) without its live connections.
+        state = self.__dict__.copy()
+        state["_client"] = None
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def files(self) -> DaemonFiles:
+        """The local daemon's folder (the ``daemon_dir`` setting)."""
+        return local_daemon.files_for()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def is_up(self) -> bool:
+        """Whether the daemon is running and answers its health check."""
+        if local_daemon.running_info(self.files) is None:
+            return False
+        try:
+            self._connected(autostart=False).json("GET", "/_rh/health")
+        except DaemonError:
+            return False
+        return True
+
+    def up_if_not(self) -> Cluster:
+        """Start the daemon if it is not running; returns ``self``."""
+        self._connected(autostart=True)
+        return self
+
+    def restart_server(self) -> Cluster:
+        """Stop the daemon (and its workers) and start it again; objects are lost."""
+        with self._lock:
+            self._drop_client()
+            local_daemon.stop(self.files)
+            self._client = self._start_client()
+        return self
+
+    def status(self) -> dict[str, Any]:
+        """Envs, workers (pid, memory), objects per env, uptime and versions."""
+        return self._with_client(lambda c: c.json("GET", "/_rh/status"))
+
+    # -- objects -----------------------------------------------------------------------
+
+    def put(self, key: str, obj: Any, env: Env | str | None = None) -> None:
+        """Store ``obj`` under ``key`` in ``env``'s worker (default: the base env)."""
+        env_name = self.ensure_env(env)
+        body = ship(obj, f"object {key!r}")
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=False))
+
+    def put_resource(self, key: str, obj: Any, env: Env | str | None = None) -> None:
+        """Store a function or class; it survives a worker restart (it is sent again)."""
+        env_name = self.ensure_env(env)
+        body = ship(obj, f"{key!r}")
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The object under ``key``, or ``default`` if there is none."""
+        try:
+            return self._with_client(lambda c: c.value("GET", f"/_rh/objects/{key}", key))
+        except ObjectNotFoundError:
+            return default
+
+    def keys(self, env: Env | str | None = None) -> list[str]:
+        """Keys of every object on the cluster, or of one env's."""
+        params = {"env": _env_name(env)} if env is not None else None
+        return list(self._with_client(lambda c: c.json("GET", "/_rh/keys", params=params)))
+
+    def delete(self, keys: str | Iterable[str]) -> None:
+        """Delete one key or several; ``KeyError`` for a key that is not there."""
+        for key in [keys] if isinstance(keys, str) else list(keys):
+            path = f"/_rh/objects/{key}"
+            self._with_client(lambda c, path=path: c.json("DELETE", path))  # type: ignore[misc]
+
+    def clear(self) -> None:
+        """Delete every object on the cluster."""
+        self._with_client(lambda c: c.json("POST", "/_rh/clear"))
+
+    def cancel(self, key: str) -> list[str]:
+        """Cancel a run (by the key ``.run()`` returned) or every running call of an object."""
+        answer = self._with_client(lambda c: c.json("POST", f"/_rh/cancel/{key}"))
+        return list(answer["cancelled"])
+
+    def ensure_env(self, env: Env | str | None) -> str:
+        """Declare ``env`` on the daemon (its variables) and return its name there."""
+        if env is None or isinstance(env, str):
+            return env or BASE_ENV
+        name = _env_name(env)
+        body = {"env_vars": env.resolved_env_vars()}
+        self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
+        return name
+
+    # -- calls -------------------------------------------------------------------------
+
+    def call(
+        self,
+        key: str,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        stream_logs: bool = True,
+        **params: str,
+    ) -> Any:
+        """Call ``key.method(*args, **kwargs)`` on the cluster and return its result."""
+        payload = dumps((args, kwargs or {}), f"the arguments of {key}.{method}")
+        params = {"logs": "1" if stream_logs else "0", **params}
+        return self._with_client(lambda c: c.call(key, method, payload, params, stream_logs))
+
+    def call_map(
+        self,
+        key: str,
+        method: str,
+        items: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        stream_logs: bool = True,
+    ) -> list[Any]:
+        """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
+        payload = dumps(items, f"the arguments of {key}.{method}")
+        params = {"logs": "1" if stream_logs else "0", "op": "map"}
+        return list(self._with_client(lambda c: c.call(key, method, payload, params, stream_logs)))
+
+    def run_detached(
+        self, key: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_key: str
+    ) -> str:
+        """Start a call that outlives this client; returns its run key."""
+        payload = dumps((args, kwargs), f"the arguments of {key}.{method}")
+        params = {"detach": "1", "run_key": run_key}
+
+        def start(c: ClusterClient) -> str:
+            response = c.checked(
+                c.request("POST", f"/{key}/{method}", payload, "application/octet-stream", params)
+            )
+            return str(response.json()["run_key"])
+
+        return self._with_client(start)
+
+    def result(self, run_key: str) -> Any:
+        """Wait for a run started with ``run_detached`` and return its result."""
+        return self._with_client(lambda c: c.value("GET", f"/_rh/runs/{run_key}", run_key))
+
+    def endpoint(self) -> str:
+        """The daemon's base URL."""
+        return self._with_client(lambda c: c.base_url)
+
+    def token(self) -> str | None:
+        """The daemon's bearer token (for plain HTTP clients such as curl)."""
+        return self._with_client(lambda c: c.token)
+
+    # -- connection --------------------------------------------------------------------
+
+    def _with_client(self, action: Callable[[ClusterClient], T]) -> T:
+        client = self._connected(autostart=configs.get("autostart_daemon"))
+        try:
+            return action(client)
+        except DaemonUnreachable:
+            if local_daemon.running_info(self.files) is not None:
+                raise  # the daemon runs but did not answer: do not send the request twice
+            with self._lock:
+                self._drop_client()
+            if not configs.get("autostart_daemon"):
+                raise
+            log.warning("The local Runhouse daemon is gone (crashed or stopped); restarting it.")
+            return action(self._connected(autostart=True))
+
+    def _connected(self, autostart: bool) -> ClusterClient:
+        with self._lock:
+            if self._client is None:
+                info = local_daemon.running_info(self.files)
+                if info is not None:
+                    self._client = self._client_for(info)
+                elif autostart:
+                    log.info(
+                        "Starting the local Runhouse daemon (none was running); "
+                        "set autostart_daemon to false to turn this off."
+                    )
+                    self._client = self._start_client()
+                else:
+                    raise DaemonError(
+                        f"No Runhouse daemon runs for {self.files.root}; start one with "
+                        "`runhouse start` (autostart_daemon is off)."
+                    )
+            return self._client
+
+    def _start_client(self) -> ClusterClient:
+        return self._client_for(local_daemon.start(self.files, port=self.server_port))
+
+    def _client_for(self, info: dict[str, Any]) -> ClusterClient:
+        host = info.get("host") or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return ClusterClient(host, int(info["port"]), self.files.read_token())
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class ObjectRef:
+    """A handle on an object kept on a cluster (what ``fn.remote()`` returns)."""
+
+    def __init__(self, system: Cluster, key: str) -> None:
+        self.system = system
+        self.key = key
+
+    def fetch(self) -> Any:
+        """The object's value, brought here."""
+        return self.system._with_client(
+            lambda c: c.value("GET", f"/_rh/objects/{self.key}", self.key)
+        )
+
+    def delete(self) -> None:
+        """Remove the object from the cluster."""
+        self.system.delete(self.key)
+
+    def __repr__(self) -> str:
+        return f"ObjectRef(key={self.key!r})"
+
+
+def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:
+    """A ``Cluster`` from a cluster, a name (``"local"`` or a saved one) or a config."""
+    if isinstance(system, Cluster):
+        return system
+    if isinstance(system, str):
+        return cluster(name=system)
+    if isinstance(system, dict):
+        built = Resource.deref(system)
+        if isinstance(built, Cluster):
+            return built
+    raise TypeError(f"expected a cluster or a cluster's name, got {system!r}")
+
+
+def as_env(env: Env | str | list[str] | dict[str, Any] | None) -> Env | None:
+    """An ``Env`` from an env, a saved env's name, a list of requirements or a config."""
+    if env is None or isinstance(env, Env):
+        return env
+    if isinstance(env, list):
+        return Env(reqs=env)
+    if isinstance(env, str):
+        return Env.from_name(env) if exists(env) else Env(name=env)
+    if isinstance(env, dict):
+        built = Resource.deref(env)
+        if isinstance(built, Env):
+            return built
+    raise TypeError(f"expected an env, an env's name or a list of requirements, got {env!r}")
+
+
+def _env_name(env: Env | str | None) -> str:
+    if env is None:
+        return BASE_ENV
+    if isinstance(env, str):
+        return env
+    return env.name or f"env-{env.content_hash()[:12]}"
+
+
+def cluster(name: str | None = None, server_port: int | None = None) -> Cluster:
+    """A cluster: the saved one named ``name``, or the local daemon for ``name='local'``."""
+    if name is not None and server_port is None:
+        try:
+            return Cluster.from_name(name)
+        except ResourceNotFoundError:
+            if name.rsplit("/", 1)[-1] != "local":
+                raise
+    port = local_daemon.DEFAULT_PORT if server_port is None else server_port
+    return Cluster(name=name, server_port=port)
+
+
+def here() -> Cluster:
+    """The cluster this code runs on: the local daemon's cluster."""
+    return Cluster(name="local")

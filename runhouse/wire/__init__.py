@@ -1,0 +1,1 @@
+"""What crosses process boundaries: frames, serialization, remote errors. No network code."""

@@ -1,0 +1,42 @@
+"""Serializing arguments, results and objects, with errors that name what failed."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import cloudpickle
+
+from runhouse.exceptions import SerializationError
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def dumps(value: Any, what: str) -> bytes:
+    """Serialize ``value``; ``SerializationError`` names ``what`` and the type that failed."""
+    try:
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(what, _culprit(value, exc), str(exc)) from exc
+
+
+def loads(data: bytes | memoryview, what: str) -> Any:
+    """Deserialize ``data`` produced by ``dumps``."""
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        raise SerializationError(what, None, f"cannot be rebuilt here: {exc}") from exc
+
+
+def _culprit(value: Any, exc: Exception) -> str:
+    # pickle's message names the type ("cannot pickle '_thread.lock' object"); say which
+    # top-level value held it when we can tell.
+    items: list[Any] = []
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        items = [*value[0], *value[1].values()]  # (args, kwargs)
+    for item in items:
+        try:
+            cloudpickle.dumps(item, protocol=PROTOCOL)
+        except Exception:
+            return type(item).__name__
+    return type(value).__name__

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,37 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def python() -> str:
     """The interpreter running the tests, for child processes."""
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def shared_daemon_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One real daemon for the session (free port), started the way users start it."""
+    from runhouse.client import local_daemon
+
+    files = local_daemon.files_for(tmp_path_factory.mktemp("daemon"))
+    local_daemon.start(files, port=0)
+    yield files.root
+    local_daemon.stop(files)
+
+
+@pytest.fixture
+def cluster(shared_daemon_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The local cluster, on the session's daemon; its objects are cleared after the test."""
+    import runhouse as rh
+
+    monkeypatch.setenv("RH_DAEMON_DIR", str(shared_daemon_dir))
+    monkeypatch.setenv("RH_AUTOSTART_DAEMON", "false")  # a test must never start another
+    c = rh.cluster(name="local")
+    yield c
+    c.clear()
+
+
+@pytest.fixture
+def own_daemon_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A daemon folder of the test's own (for lifecycle tests); any daemon there is stopped."""
+    from runhouse.client import local_daemon
+
+    root = tmp_path / "own-daemon"
+    monkeypatch.setenv("RH_DAEMON_DIR", str(root))
+    yield root
+    local_daemon.stop(local_daemon.files_for(root))

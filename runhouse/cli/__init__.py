@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from runhouse._version import __version__
 from runhouse.cli import config as config_cli
+from runhouse.cli import daemon as daemon_cli
 from runhouse.cli import resources as resources_cli
 from runhouse.exceptions import RunhouseError
 
-NOUNS = (resources_cli, config_cli)
+NOUNS = (daemon_cli, resources_cli, config_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import json
 import select
 import socket
 import sys
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPException, HTTPResponse
@@ -87,6 +88,8 @@ class ClusterClient:
         self.timeout = timeout
         self._idle: deque[HTTPConnection] = deque()
         self._auth = f"Bearer {token}" if token else None
+        # Idle pooled sockets are closed when the client goes away, not left to the GC.
+        weakref.finalize(self, _close_all, self._idle)
 
     @property
     def base_url(self) -> str:
@@ -185,8 +188,7 @@ class ClusterClient:
 
     def close(self) -> None:
         """Close pooled connections."""
-        while self._idle:
-            self._idle.pop().close()
+        _close_all(self._idle)
 
     def _send(
         self, conn: HTTPConnection, method: str, target: str, body: bytes, content_type: str | None
@@ -225,6 +227,11 @@ class ClusterClient:
 
     def _unreachable(self, exc: BaseException) -> DaemonUnreachable:
         return DaemonUnreachable(f"Cannot reach the daemon at {self.base_url}: {exc}")
+
+
+def _close_all(idle: deque[HTTPConnection]) -> None:
+    while idle:
+        idle.pop().close()
 
 
 def _dropped(conn: HTTPConnection) -> bool:

@@ -10,10 +10,12 @@ import asyncio
 import ctypes
 import inspect
 import json
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from runhouse.daemon.worker.logcapture import CallOutput, current_output
@@ -36,7 +38,7 @@ class RunningCall:
     run_key: str
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread_id: int | None = None
-    task: asyncio.Task[Any] | None = None
+    task: asyncio.Task[Any] | object | None = None  # PENDING_TASK until the task exists
     done: bool = False
     cancelled: bool = False
 
@@ -45,8 +47,8 @@ class RunningCall:
         with self.lock:
             if self.done:
                 return False
-            self.cancelled = True
-            if self.task is not None:
+            self.cancelled = True  # a call that has not started yet checks this first
+            if isinstance(self.task, asyncio.Task):
                 loop.call_soon_threadsafe(self.task.cancel)
             elif self.thread_id is not None:
                 # Delivered at the thread's next bytecode: a call blocked inside C code
@@ -56,10 +58,25 @@ class RunningCall:
                 )
             return True
 
+    def start_thread(self) -> bool:
+        """Bind the call to this thread; False if it was cancelled before it started."""
+        with self.lock:
+            self.thread_id = threading.get_ident()
+            return not self.cancelled
+
+    def start_task(self, task: asyncio.Task[Any] | None) -> bool:
+        """Bind the call to its task; False if it was cancelled before it started."""
+        with self.lock:
+            self.task = task
+            return not self.cancelled
+
     def finish(self) -> None:
         """Mark the call finished; no cancellation is delivered after this."""
         with self.lock:
             self.done = True
+
+
+PENDING_TASK = object()
 
 
 @dataclass
@@ -151,6 +168,7 @@ def encode_value(value: Any, fmt: str, what: str) -> bytes:
 
 def encode_error(exc: BaseException, fmt: str) -> bytes:
     """An exception as frame payload (packed for Python clients, JSON for curl)."""
+    exc.__traceback__ = _user_frames(exc.__traceback__)
     if fmt == "json":
         record = {"type": type(exc).__name__, "message": str(exc)}
         record["traceback"] = errors.format_traceback(exc)
@@ -162,7 +180,11 @@ def run_sync(call: Call) -> None:
     """Run a sync callable (or generator) on this thread, sending its frames."""
     running = call.running
     token = current_output.set(call.output)
-    running.thread_id = threading.get_ident()
+    if not running.start_thread():
+        running.finish()
+        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+        current_output.reset(token)
+        return
     try:
         try:
             value = call.target(*call.args, **call.kwargs)
@@ -197,7 +219,10 @@ async def run_async(call: Call) -> None:
     """Run a coroutine function or async generator on the worker's loop."""
     running = call.running
     current_output.set(call.output)  # this task's own context
-    running.task = asyncio.current_task()
+    if not running.start_task(asyncio.current_task()):
+        running.finish()
+        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+        return
     try:
         if inspect.isasyncgenfunction(call.target):
             async for item in call.target(*call.args, **call.kwargs):
@@ -241,6 +266,16 @@ def _finish(call: Call, value: Any) -> None:
         call.send(Kind.ERROR, encode_error(exc, call.fmt))
         return
     call.send(Kind.RESULT, payload)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    # The worker's own frames above the user's code say nothing to the user.
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_WORKER_DIR):
+        tb = tb.tb_next
+    return tb
+
+
+_WORKER_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _flush(call: Call) -> None:

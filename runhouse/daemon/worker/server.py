@@ -67,8 +67,12 @@ class WorkerServer:
         request = json.loads(raw)
         if request["op"] in _INLINE_OPS:
             self._reply(call_id, self._inline(request))
-        else:
-            self._pool.submit(self._handle, call_id, request, body)
+            return
+        # Registered here, in order with the socket, so a cancel sent right after a call
+        # always finds it, even before a thread has picked the call up.
+        run_key = request.get("run_key") or str(call_id)
+        self._running[call_id] = calls.RunningCall(run_key=run_key)
+        self._pool.submit(self._handle, call_id, request, body)
 
     def _reply(self, call_id: int, value: Any) -> None:
         self.send(call_id, Kind.RESULT, json.dumps(value).encode())
@@ -98,6 +102,16 @@ class WorkerServer:
         def send(kind: Kind, data: bytes) -> None:
             self.send(call_id, kind, data)
 
+        try:
+            self._handle_request(call_id, request, body, send)
+        finally:
+            running = self._running.get(call_id)
+            if running is not None and running.task is None:
+                del self._running[call_id]  # async calls unregister when their task ends
+
+    def _handle_request(
+        self, call_id: int, request: dict[str, Any], body: memoryview, send: calls.Send
+    ) -> None:
         op = request["op"]
         fmt = request.get("fmt", "pickle")
         try:
@@ -149,8 +163,7 @@ class WorkerServer:
         send: calls.Send,
     ) -> None:
         store_as = request.get("store_as")
-        running = calls.RunningCall(run_key=request.get("run_key") or str(call_id))
-        self._running[call_id] = running
+        running = self._running[call_id]
         call = calls.Call(
             target=method,
             args=args,
@@ -163,13 +176,11 @@ class WorkerServer:
             what=f"{request['key']}.{request.get('method') or '__call__'}",
         )
         if calls.is_async(method):
+            running.task = calls.PENDING_TASK
             future = calls.start_async(call, self._loop)
             future.add_done_callback(lambda _: self._running.pop(call_id, None))
             return
-        try:
-            calls.run_sync(call)
-        finally:
-            self._running.pop(call_id, None)
+        calls.run_sync(call)
 
     def _object(self, key: str) -> Any:
         try:

@@ -1,0 +1,236 @@
+"""Per-call overhead of a Runhouse function call, against an HTTP floor and a Ray peer.
+
+Measured in one run, each with the same number of sequential calls after a warm-up:
+
+* ours: a no-op ``rh.function`` on the local daemon (a fresh daemon in a temporary
+  ``RH_DAEMON_DIR``, stopped at the end), called with and without log streaming;
+* the floor: a raw ASGI echo app served by uvicorn with the daemon's settings (uvloop,
+  httptools, no lifespan/access log/proxy/server/date headers) in a child process on a free
+  port, called through the same ``ClusterClient``;
+* the peer: a Ray actor's no-op method (``ray.get(actor.noop.remote())``), when ``ray`` is
+  importable (null otherwise);
+* throughput: 64 threads sharing one ``Function``, calling it repeatedly.
+
+Prints one JSON line on stdout (progress goes to stderr). Targets: our p50 at most 1.5x the
+echo p50 and at most 0.6x Ray's; at least 2,000 calls/s with 64 callers.
+
+    .venv/bin/python benchmarks/call_overhead.py [--calls 2000] [--warmup 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+ECHO_SERVER = """
+import socket, sys, uvicorn, uvloop
+
+async def app(scope, receive, send):
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    headers = [(b"content-type", b"application/octet-stream"),
+               (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)
+sock.setblocking(False)
+config = uvicorn.Config(app, loop="none", http="httptools", lifespan="off", access_log=False,
+                        log_level="warning", proxy_headers=False, server_header=False,
+                        date_header=False, timeout_keep_alive=3600)
+print(sock.getsockname()[1], flush=True)  # listening already: connections queue until served
+uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
+"""
+
+
+def noop() -> None:
+    """The remote no-op being called."""
+
+
+class Noop:
+    """The Ray actor whose no-op method is called."""
+
+    def noop(self) -> None:
+        """Do nothing."""
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr."""
+    print(f"[call_overhead] {message}", file=sys.stderr, flush=True)
+
+
+def timed(call: Callable[[], object], calls: int, warmup: int) -> list[float]:
+    """Milliseconds of each of ``calls`` sequential calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(calls):
+        start = clock()
+        call()
+        times.append((clock() - start) / 1e6)
+    return times
+
+
+def summary(times: list[float] | None) -> dict[str, float] | None:
+    """p50 and p99 in milliseconds (None when not measured)."""
+    if times is None:
+        return None
+    cuts = statistics.quantiles(times, n=100, method="inclusive")
+    return {"p50_ms": round(cuts[49], 4), "p99_ms": round(cuts[98], 4)}
+
+
+def echo_times(calls: int, warmup: int) -> list[float]:
+    """Latencies of the raw uvicorn echo endpoint, served by a child process."""
+    from runhouse.client.http import ClusterClient
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the child prints its port once it listens
+        if not line.strip():
+            raise RuntimeError(f"the echo server exited early (code {proc.wait()})")
+        client = ClusterClient("127.0.0.1", int(line), None)
+        body = b"x" * 16
+
+        def call() -> None:
+            if client.request("POST", "/echo", body, "application/octet-stream").read() != body:
+                raise RuntimeError("the echo server answered a different body")
+
+        times = timed(call, calls, warmup)
+        client.close()
+        return times
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def ray_times(calls: int, warmup: int) -> list[float] | None:
+    """Latencies of a Ray actor method call, or None when Ray is not installed."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        import ray
+    except ImportError:
+        return None
+    ray.init(include_dashboard=False, num_cpus=2, log_to_driver=False)
+    try:
+        actor = ray.remote(Noop).remote()
+        return timed(lambda: ray.get(actor.noop.remote()), calls, warmup)
+    finally:
+        ray.shutdown()
+
+
+def throughput(fn: Callable[..., Any], threads: int, per_thread: int) -> float:
+    """Calls per second with ``threads`` callers sharing ``fn``, each making ``per_thread``."""
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            for _ in range(5):  # warm-up: each caller gets its own pooled connection
+                fn(stream_logs=False)
+            barrier.wait()
+            for _ in range(per_thread):
+                fn(stream_logs=False)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    workers = [threading.Thread(target=caller, name=f"caller-{i}") for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return threads * per_thread / wall
+
+
+def main() -> None:
+    """Measure ours, the echo floor, Ray and throughput; print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--per-thread", type=int, default=60)
+    args = parser.parse_args()
+
+    daemon_dir = tempfile.mkdtemp(prefix="rh-bench-")
+    os.environ["RH_DAEMON_DIR"] = daemon_dir  # never the user's own daemon
+    import runhouse as rh
+    from runhouse.client import local_daemon
+
+    cluster = rh.cluster(name="local", server_port=0)
+    try:
+        progress(f"starting a daemon in {daemon_dir}")
+        fn = rh.function(noop).to(cluster)
+        progress("ours: fn()")
+        ours = timed(fn, args.calls, args.warmup)
+        progress("ours: fn(stream_logs=False)")
+        quiet = timed(lambda: fn(stream_logs=False), args.calls, args.warmup)
+        progress(f"throughput: {args.threads} threads x {args.per_thread} calls")
+        calls_per_s = throughput(fn, args.threads, args.per_thread)
+    finally:
+        local_daemon.stop(cluster.files)
+        shutil.rmtree(daemon_dir, ignore_errors=True)
+    progress("floor: raw uvicorn echo")
+    echo = echo_times(args.calls, args.warmup)
+    progress("peer: Ray actor")
+    peer = ray_times(args.calls, args.warmup)
+
+    ours_s, echo_s, ray_s = summary(ours), summary(echo), summary(peer)
+    assert ours_s is not None and echo_s is not None
+    ratio_echo = ours_s["p50_ms"] / echo_s["p50_ms"]
+    ratio_ray = ours_s["p50_ms"] / ray_s["p50_ms"] if ray_s else None
+    print(
+        json.dumps(
+            {
+                "benchmark": "call_overhead",
+                "calls": args.calls,
+                "warmup": args.warmup,
+                "ours": ours_s,
+                "ours_no_stream_logs": summary(quiet),
+                "echo": echo_s,
+                "ray": ray_s,
+                "ratio_ours_to_echo_p50": round(ratio_echo, 3),
+                "ratio_ours_to_ray_p50": round(ratio_ray, 3) if ratio_ray is not None else None,
+                "throughput_calls_per_s": round(calls_per_s, 1),
+                "throughput_calls": args.threads * args.per_thread,
+                "throughput_threads": args.threads,
+                "targets": {
+                    "ours_p50_le_1_5x_echo": {"target": 1.5, "met": ratio_echo <= 1.5},
+                    "ours_p50_le_0_6x_ray": {
+                        "target": 0.6,
+                        "met": ratio_ray <= 0.6 if ratio_ray is not None else None,
+                    },
+                    "throughput_ge_2000_per_s": {"target": 2000, "met": calls_per_s >= 2000},
+                },
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

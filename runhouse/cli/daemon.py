@@ -1,0 +1,104 @@
+"""``runhouse start|stop|restart|status``: the daemon on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from runhouse.client import local_daemon
+
+
+def register(commands: Any) -> None:
+    """Add the daemon commands to the CLI."""
+    start = commands.add_parser("start", help="start the daemon on this machine")
+    _address_options(start)
+    start.add_argument(
+        "--foreground",
+        action="store_true",
+        help="run in this process (for supervisors, e.g. systemd)",
+    )
+    start.set_defaults(handler=run_start)
+
+    stop = commands.add_parser("stop", help="stop the daemon and all its workers")
+    stop.set_defaults(handler=run_stop)
+
+    restart = commands.add_parser("restart", help="stop the daemon, then start it again")
+    _address_options(restart)
+    restart.set_defaults(handler=run_restart)
+
+    status = commands.add_parser("status", help="envs, workers, objects, uptime, versions")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    status.set_defaults(handler=run_status)
+
+
+def _address_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=local_daemon.DEFAULT_PORT, help="port (0 picks a free one)"
+    )
+
+
+def run_start(args: argparse.Namespace) -> int:
+    """Start the daemon (in the background unless --foreground)."""
+    files = local_daemon.files_for()
+    if args.foreground:
+        from runhouse.daemon.server import serve
+
+        return serve(args.host, args.port, files.root)
+    info = local_daemon.running_info(files)
+    if info is not None:
+        print(f"The daemon already runs (pid {info['pid']}, port {info['port']}).")
+        return 0
+    info = local_daemon.start(files, args.host, args.port)
+    print(f"Started the daemon (pid {info['pid']}) on http://{info['host']}:{info['port']}")
+    print(f"Log: {files.log}")
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    """Stop the daemon and its workers."""
+    if local_daemon.stop(local_daemon.files_for()):
+        print("Stopped the daemon.")
+    else:
+        print("No daemon was running.")
+    return 0
+
+
+def run_restart(args: argparse.Namespace) -> int:
+    """Stop, then start."""
+    run_stop(args)
+    args.foreground = False
+    return run_start(args)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print the daemon's status; exit 1 if it is not running."""
+    from runhouse.resources.cluster import Cluster
+
+    files = local_daemon.files_for()
+    if local_daemon.running_info(files) is None:
+        print(f"No daemon runs for {files.root}. Start one with `runhouse start`.")
+        return 1
+    status = Cluster(name="local").status()
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return 0
+    daemon = status["daemon"]
+    print(
+        f"daemon  pid {daemon['pid']}  port {daemon['port']}  up {daemon['uptime_seconds']}s  "
+        f"runhouse {daemon['runhouse']}  python {daemon['python']}  "
+        f"running calls {daemon['running_calls']}"
+    )
+    rows = [("ENV", "WORKER PID", "MEMORY", "OBJECTS")]
+    for env in status["envs"]:
+        worker = env["worker"] or {}
+        rss = worker.get("rss_bytes")
+        memory = f"{rss / 2**20:.0f} MiB" if rss else "-"
+        rows.append(
+            (env["name"], str(worker.get("pid", "-")), memory, ", ".join(env["keys"]) or "-")
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0

@@ -80,7 +80,7 @@ def test_a_client_with_a_wrong_token_gets_auth_error(cluster: rh.Cluster) -> Non
 
     real = cluster._connected(autostart=False)
     client = ClusterClient(real.host, real.port, "wrong")
-    with pytest.raises(rh.AuthError, match="403|wrong token") as info:
+    with pytest.raises(rh.AuthError, match=r"403|wrong token") as info:
         client.json("GET", "/_rh/keys")
     assert info.value.status == 403
     client.close()

@@ -35,8 +35,7 @@ class Counter:
         return a + b
 
     def countdown(self):  # type: ignore[no-untyped-def]
-        for i in range(self.count, 0, -1):
-            yield i
+        yield from range(self.count, 0, -1)
 
     async def later(self, x: int) -> int:
         await asyncio.sleep(0)
@@ -110,7 +109,7 @@ def test_errors_from_methods_and_missing_members(cluster: rh.Cluster) -> None:
     with pytest.raises(TypeError):
         counter.increment("x")  # int += str, raised on the cluster
     with pytest.raises(AttributeError):
-        counter.remote.no_such_attribute
+        _ = counter.remote.no_such_attribute
     with pytest.raises(AttributeError, match="private"):
         counter.call_method("_hidden")
 

@@ -7,6 +7,7 @@ httpx (see docs/testing.md), and a call's overhead is mostly its client.
 from __future__ import annotations
 
 import json
+import re
 import select
 import socket
 import sys
@@ -25,6 +26,17 @@ from runhouse.wire.serialization import loads
 FRAMES = "application/x-runhouse-frames"
 PICKLE = "application/octet-stream"
 JSON_TYPE = "application/json"
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_./@\-]*$")
+
+
+def _query(params: dict[str, str] | None) -> str:
+    if not params:
+        return ""
+    if all(_PLAIN.match(k) and _PLAIN.match(v) for k, v in params.items()):
+        return "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    return "?" + urlencode(params)
 
 
 class DaemonUnreachable(DaemonError):
@@ -105,7 +117,7 @@ class ClusterClient:
         params: dict[str, str] | None = None,
     ) -> Response:
         """Send one request; the response body is left to read (or stream)."""
-        target = quote(path) + ("?" + urlencode(params) if params else "")
+        target = (path if _PLAIN.match(path) else quote(path)) + _query(params)
         conn, reused = self._acquire()
         try:
             raw = self._send(conn, method, target, body, content_type)

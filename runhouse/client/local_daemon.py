@@ -35,7 +35,11 @@ def files_for(root: Path | None = None) -> DaemonFiles:
 def running_info(files: DaemonFiles) -> dict[str, Any] | None:
     """The running daemon's info (pid, host, port), or None if none runs."""
     info = files.read_info()
-    if info is None or not _alive(int(info.get("pid", 0))):
+    if info is None:
+        return None
+    pid = int(info.get("pid", 0))
+    if not _alive(pid):
+        _reap(pid)
         return None
     return info
 
@@ -89,9 +93,7 @@ def stop(files: DaemonFiles, timeout: float = 15) -> bool:
     if not _wait_for_exit(files, timeout):
         _signal(pid, signal.SIGKILL)
         _wait_for_exit(files, timeout)
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.wait()
+    _reap(pid)
     files.clear_info()
     return True
 
@@ -134,6 +136,13 @@ def _wait_for_exit(files: DaemonFiles, timeout: float) -> bool:
 
     threading.Thread(target=take, daemon=True, name="rh-wait-daemon").start()
     return acquired.wait(timeout)
+
+
+def _reap(pid: int) -> None:
+    # A daemon this process started and that died is our child: collect its exit status.
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -156,6 +156,7 @@ class Routes:
         }
         worker = await self.state.worker(env)
         stream = worker.open(request, body)
+        await worker.drain()
         run = Run(run_key, key, env, worker, stream.call_id, detach)
         self.state.runs[run_key] = run
         if store_as is not None:
@@ -176,7 +177,7 @@ class Routes:
         first: Frame = await stream.next()
         if first.kind in TERMINAL:
             status = _SINGLE_FRAME_STATUS.get(first.kind, 200)
-            return await asgi.send_bytes(send, status, asgi.FRAMES, first.header, first.payload)
+            return await asgi.send_frame(send, status, first.header, first.payload)
         await asgi.start_stream(send)
         frame = first
         while True:
@@ -273,9 +274,11 @@ class Routes:
         body = await asgi.read_body(scope, receive, self.max_body)
         previous = self.state.key_env.get(key)
         worker = await self.state.worker(env)
-        frame = await worker.ask({"op": "put", "key": key}, body)
+        stream = worker.open({"op": "put", "key": key}, body)
+        await worker.drain()
+        frame = await stream.next()
         if frame.kind != Kind.RESULT:
-            return await asgi.send_bytes(send, 400, asgi.FRAMES, frame.header, frame.payload)
+            return await asgi.send_frame(send, 400, frame.header, frame.payload)
         if previous is not None and previous != env and previous in self.state.workers:
             await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
         self.state.remember(key, env, body if q.get("resource") == "1" else None)
@@ -286,7 +289,7 @@ class Routes:
         worker = await self.state.worker(self._env_of(key))
         frame = await worker.ask({"op": "get", "key": key})
         status = 200 if frame.kind == Kind.RESULT else 400
-        await asgi.send_bytes(send, status, asgi.FRAMES, frame.header, frame.payload)
+        await asgi.send_frame(send, status, frame.header, frame.payload)
 
     async def delete_object(self, send: Send, key: str) -> None:
         """Delete one object."""

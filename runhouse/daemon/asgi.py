@@ -13,6 +13,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 FRAMES = b"application/x-runhouse-frames"
+_COPY_BELOW = 1 << 16
 JSON = b"application/json"
 
 
@@ -41,7 +42,12 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 def query(scope: Scope) -> dict[str, str]:
     """The query string as a dict (last value wins)."""
     raw = scope.get("query_string") or b""
-    return dict(parse_qsl(raw.decode("latin-1"))) if raw else {}
+    if not raw:
+        return {}
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text))
+    return dict(part.partition("=")[::2] for part in text.split("&") if part)
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -79,6 +85,14 @@ async def send_bytes(send: Send, status: int, content_type: bytes, *parts: bytes
         await send({"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1})
     if not parts:
         await send({"type": "http.response.body", "body": b""})
+
+
+async def send_frame(send: Send, status: int, header: bytes, payload: bytes) -> None:
+    """A response holding one frame, written at once when small (one TCP segment)."""
+    if len(payload) <= _COPY_BELOW:
+        await send_bytes(send, status, FRAMES, header + payload)
+    else:
+        await send_bytes(send, status, FRAMES, header, payload)
 
 
 async def send_json(send: Send, status: int, value: Any) -> None:

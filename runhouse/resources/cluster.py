@@ -197,7 +197,7 @@ class Cluster(Resource):
     # -- connection --------------------------------------------------------------------
 
     def _with_client(self, action: Callable[[ClusterClient], T]) -> T:
-        client = self._connected(autostart=configs.get("autostart_daemon"))
+        client = self._client or self._connected(autostart=configs.get("autostart_daemon"))
         try:
             return action(client)
         except DaemonUnreachable:

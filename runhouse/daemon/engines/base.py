@@ -89,6 +89,10 @@ class WorkerHandle(ABC):
     async def stop(self) -> None:
         """Stop the worker (its in-flight calls fail)."""
 
+    async def drain(self) -> None:
+        """Wait until a large request has been handed to the worker (flow control)."""
+        return None  # engines whose transport buffers without limit have nothing to wait for
+
     async def ask(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Frame:
         """Send a request whose answer is a single frame."""
         return await self.open(request, body).next()

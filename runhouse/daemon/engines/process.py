@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ from runhouse.exceptions import WorkerDiedError
 from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, REQUEST_HEADER, ROUTED_HEADER, TERMINAL, Kind
 
-_DRAIN_ABOVE = 1 << 20
+_COPY_BELOW = 1 << 16
 
 
 def exit_cause(returncode: int | None) -> str:
@@ -38,6 +39,55 @@ def exit_cause(returncode: int | None) -> str:
     return f"it exited with code {returncode}"
 
 
+class _FrameProtocol(asyncio.Protocol):
+    """Parses routed frames as bytes arrive and hands each to its worker, without awaits."""
+
+    def __init__(self) -> None:
+        self.worker: ProcessWorker | None = None
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._can_write: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        size = ROUTED_HEADER.size
+        start = 0
+        end = len(buffer)
+        while end - start >= size:
+            call_id, kind, length = ROUTED_HEADER.unpack_from(buffer, start)
+            if end - start - size < length:
+                break
+            payload = bytes(buffer[start + size : start + size + length])
+            start += size + length
+            if self.worker is not None:
+                self.worker._on_frame(call_id, kind, length, payload)
+        if start:
+            del buffer[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.worker is not None:
+            asyncio.get_running_loop().create_task(self.worker._died())
+        if self._can_write is not None and not self._can_write.done():
+            self._can_write.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._can_write = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._can_write is not None and not self._can_write.done():
+            self._can_write.set_result(None)
+        self._can_write = None
+
+    async def drain(self) -> None:
+        """Wait while the socket's write buffer is full."""
+        if self._can_write is not None:
+            await self._can_write
+
+
 class ProcessWorker(WorkerHandle):
     """A worker process and the daemon's end of its socket."""
 
@@ -45,19 +95,19 @@ class ProcessWorker(WorkerHandle):
         self,
         env: EnvSpec,
         proc: subprocess.Popen[bytes],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        protocol: _FrameProtocol,
         on_death: OnDeath,
     ) -> None:
         self.env = env
         self._proc = proc
-        self._reader = reader
-        self._writer = writer
+        self._protocol = protocol
+        self._transport = protocol.transport
         self._on_death = on_death
         self._streams: dict[int, Stream] = {}
         self._ids = itertools.count(1)
         self._alive = True
-        self._task = asyncio.get_running_loop().create_task(self._read_frames())
+        self._died_once = False
+        protocol.worker = self
 
     @property
     def pid(self) -> int | None:
@@ -71,32 +121,31 @@ class ProcessWorker(WorkerHandle):
 
     def open(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Stream:
         """Send a request to the worker and return the stream its frames arrive on."""
-        import json
-
         call_id = next(self._ids) & 0xFFFFFFFF
         stream = Stream(call_id)
-        if not self._alive:
+        if not self._alive or self._transport is None:
             stream.put(self._death_frame("the worker is not running"))
             return stream
         self._streams[call_id] = stream
         head = json.dumps(request).encode()
         size = REQUEST_HEADER.size + len(head) + len(body)
-        self._writer.write(
-            ROUTED_HEADER.pack(call_id, Kind.REQUEST, size) + REQUEST_HEADER.pack(len(head)) + head
-        )
-        if len(body):
-            self._writer.write(body)
+        prefix = ROUTED_HEADER.pack(call_id, Kind.REQUEST, size) + REQUEST_HEADER.pack(len(head))
+        if len(body) <= _COPY_BELOW:
+            self._transport.write(prefix + head + body)
+        else:
+            self._transport.write(prefix + head)
+            self._transport.write(body)
         return stream
 
     async def drain(self) -> None:
         """Wait while a large request is still being written."""
-        if self._writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
-            await self._writer.drain()
+        await self._protocol.drain()
 
     async def stop(self) -> None:
         """Terminate the worker, then kill it if it does not exit promptly."""
         self._alive = False
-        self._writer.close()
+        if self._transport is not None:
+            self._transport.close()
         if self._proc.poll() is None:
             self._proc.terminate()
             loop = asyncio.get_running_loop()
@@ -105,26 +154,19 @@ class ProcessWorker(WorkerHandle):
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 await loop.run_in_executor(None, self._proc.wait)
-        await self._task
 
-    async def _read_frames(self) -> None:
-        size = ROUTED_HEADER.size
-        try:
-            while True:
-                header = await self._reader.readexactly(size)
-                call_id, kind, length = ROUTED_HEADER.unpack(header)
-                payload = await self._reader.readexactly(length) if length else b""
-                stream = self._streams.get(call_id)
-                if stream is None:
-                    continue
-                if kind in TERMINAL:
-                    del self._streams[call_id]
-                stream.put(Frame(Kind(kind), HEADER.pack(kind, length), payload))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        await self._died()
+    def _on_frame(self, call_id: int, kind: int, length: int, payload: bytes) -> None:
+        stream = self._streams.get(call_id)
+        if stream is None:
+            return
+        if kind in TERMINAL:
+            del self._streams[call_id]
+        stream.put(Frame(Kind(kind), HEADER.pack(kind, length), payload))
 
     async def _died(self) -> None:
+        if self._died_once:
+            return
+        self._died_once = True
         was_alive, self._alive = self._alive, False
         loop = asyncio.get_running_loop()
         try:
@@ -162,5 +204,6 @@ class ProcessEngine(Engine):
             )
         finally:
             child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
-        return ProcessWorker(env, proc, reader, writer, on_death)
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_unix_connection(_FrameProtocol, sock=parent)
+        return ProcessWorker(env, proc, protocol, on_death)

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,10 +23,22 @@ from runhouse.wire.frames import ROUTED_HEADER, Kind, unpack_request
 
 _SMALL = 1 << 16
 _INLINE_OPS = frozenset({"keys", "delete", "clear", "cancel", "status"})
+_MAX_THREADS = 512
+_ACTIVE_FOR = 1.0  # seconds after a call during which the sentinel checks often
+_CHECK_ACTIVE = 0.002
+_CHECK_IDLE = 0.05
 
 
 class WorkerServer:
-    """Serves one env's objects and calls over a connected socket."""
+    """Serves one env's objects and calls over a connected socket.
+
+    Threads take turns as the one reader of the socket; the thread that reads a request runs
+    it itself, then reads again, so a call in sequence involves no thread switch at all (on a
+    small machine a wake-up costs more than a whole call). A sentinel thread checks now and
+    then whether requests wait while every thread is busy, and if so becomes a reader too:
+    calls run concurrently when they overlap, and only then are more threads involved.
+    Coroutines run on the worker's event loop.
+    """
 
     def __init__(self, sock: socket.socket, env: str) -> None:
         self.env = env
@@ -33,24 +46,90 @@ class WorkerServer:
         self._sock = sock
         self._reader = sock.makefile("rb", buffering=_SMALL)
         self._send_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._turns = threading.Condition()
+        self._sentinel = False
+        self._waiting = 0
+        self._last_done = 0.0
+        self._closed = threading.Event()
         self._running: dict[int, calls.RunningCall] = {}
-        self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="rh-call")
+        self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="rh-map")
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="rh-loop", daemon=True).start()
 
     def serve_forever(self) -> None:
         """Handle requests until the daemon closes the socket."""
+        self._spawn()  # the first reader
+        self._spawn()  # and the sentinel
+        self._closed.wait()
+
+    def _spawn(self) -> None:
+        if threading.active_count() < _MAX_THREADS:
+            threading.Thread(target=self._take_turns, name="rh-call", daemon=True).start()
+
+    def _take_turns(self) -> None:
+        while not self._closed.is_set():
+            if not self._read_lock.acquire(blocking=False):
+                self._wait_for_turn()
+                continue
+            try:
+                message = self._read()
+            finally:
+                self._read_lock.release()
+            if message is None:
+                self._closed.set()
+                with self._turns:
+                    self._turns.notify_all()
+                return
+            try:
+                self._process(*message)
+            finally:
+                self._last_done = time.monotonic()
+
+    def _wait_for_turn(self) -> None:
+        with self._turns:
+            if self._sentinel:
+                self._waiting += 1
+                self._turns.wait()  # until a sentinel is needed
+                self._waiting -= 1
+                return
+            self._sentinel = True
+            while not self._closed.is_set():
+                active = time.monotonic() - self._last_done < _ACTIVE_FOR
+                self._turns.wait(_CHECK_ACTIVE if active else _CHECK_IDLE)
+                if not self._read_lock.locked():
+                    break  # nobody is reading: every thread is busy with a call
+            self._sentinel = False
+            if self._waiting:
+                self._turns.notify()  # one of them becomes the next sentinel
+                return
+        self._spawn()  # the next sentinel
+
+    def _read(self) -> tuple[int, dict[str, Any], memoryview] | None:
         size = ROUTED_HEADER.size
         while True:
             header = self._reader.read(size)
             if len(header) < size:
-                return
+                return None
             call_id, kind, length = ROUTED_HEADER.unpack(header)
             payload = self._reader.read(length)
             if len(payload) < length:
-                return
-            if kind == Kind.REQUEST:
-                self._dispatch(call_id, payload)
+                return None
+            if kind != Kind.REQUEST:
+                continue
+            raw, body = unpack_request(payload)
+            request = json.loads(raw)
+            if request["op"] not in _INLINE_OPS:
+                # Registered while still the reader, so a cancel read next always finds it.
+                run_key = request.get("run_key") or str(call_id)
+                self._running[call_id] = calls.RunningCall(run_key=run_key)
+            return call_id, request, body
+
+    def _process(self, call_id: int, request: dict[str, Any], body: memoryview) -> None:
+        if request["op"] in _INLINE_OPS:
+            self._reply(call_id, self._inline(request))
+        else:
+            self._handle(call_id, request, body)
 
     def send(self, call_id: int, kind: Kind, payload: bytes = b"") -> None:
         """Send one frame of call ``call_id`` to the daemon (thread-safe)."""
@@ -61,18 +140,6 @@ class WorkerServer:
             else:
                 self._sock.sendall(header)
                 self._sock.sendall(payload)
-
-    def _dispatch(self, call_id: int, payload: bytes) -> None:
-        raw, body = unpack_request(payload)
-        request = json.loads(raw)
-        if request["op"] in _INLINE_OPS:
-            self._reply(call_id, self._inline(request))
-            return
-        # Registered here, in order with the socket, so a cancel sent right after a call
-        # always finds it, even before a thread has picked the call up.
-        run_key = request.get("run_key") or str(call_id)
-        self._running[call_id] = calls.RunningCall(run_key=run_key)
-        self._pool.submit(self._handle, call_id, request, body)
 
     def _reply(self, call_id: int, value: Any) -> None:
         self.send(call_id, Kind.RESULT, json.dumps(value).encode())

@@ -156,7 +156,7 @@ def _alive(pid: int) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"runhouse.daemon" not in f.read():
+            if b"runhouse" not in f.read():
                 return False
         with open(f"/proc/{pid}/stat") as f:
             # The state follows the parenthesised command name; Z is a zombie (exited).

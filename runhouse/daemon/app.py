@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import re
 import secrets
@@ -83,6 +84,11 @@ class Routes:
     def __init__(self, state: DaemonState, max_body: int) -> None:
         self.state = state
         self.max_body = max_body
+        self._run_ids = itertools.count(1)
+        self._run_prefix = secrets.token_hex(3)  # run keys stay unique across restarts
+
+    def _new_run_key(self, key: str) -> str:
+        return f"{key}@{self._run_prefix}{next(self._run_ids):x}"
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route by method and path."""
@@ -138,9 +144,7 @@ class Routes:
         env = self._env_of(key)
         body = await asgi.read_body(scope, receive, self.max_body)
         as_json = (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
-        run_key = (
-            _name(q["run_key"], "run_key") if "run_key" in q else f"{key}@{secrets.token_hex(6)}"
-        )
+        run_key = _name(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
         detach = q.get("detach") == "1"
         store_as = _name(q["store_as"], "store_as") if "store_as" in q else None
         if detach:

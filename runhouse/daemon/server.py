@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
+import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from runhouse._version import __version__
@@ -68,9 +71,12 @@ def serve(
         date_header=False,
         timeout_keep_alive=3600,
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.handle_exit, sig, None)
         await state.start()
         files.write_info(
             {
@@ -100,6 +106,20 @@ def serve(
 
     _run(main())
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus its signal capture: it re-raises SIGTERM after serving,
+        which would kill the daemon before it stops its workers and removes its pidfile."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
 
 
 def _fastest_http() -> str:

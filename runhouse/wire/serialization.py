@@ -12,8 +12,31 @@ from runhouse.exceptions import SerializationError
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
+_PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
+_CONTAINERS = frozenset({list, tuple, set, frozenset})
+_PLAIN_LIMIT = 64  # longer containers are not walked: cloudpickle handles them as well
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    # Built-in data needs no cloudpickle (whose pickler costs more than a small call).
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if depth > 2:
+        return False
+    if kind in _CONTAINERS:
+        return len(value) <= _PLAIN_LIMIT and all(_plain(v, depth + 1) for v in value)
+    if kind is dict:
+        return len(value) <= _PLAIN_LIMIT and all(
+            type(k) is str and _plain(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
 def dumps(value: Any, what: str) -> bytes:
     """Serialize ``value``; ``SerializationError`` names ``what`` and the type that failed."""
+    if _plain(value):
+        return pickle.dumps(value, PROTOCOL)
     try:
         return cloudpickle.dumps(value, protocol=PROTOCOL)
     except Exception as exc:

@@ -105,3 +105,14 @@ def test_restart_server(own_daemon_dir: Path) -> None:
     c.restart_server()
     assert c.status()["daemon"]["pid"] != first
     assert c.keys() == []
+
+
+def test_sigterm_stops_the_daemon_cleanly(own_daemon_dir: Path) -> None:
+    files = local_daemon.files_for(own_daemon_dir)
+    info = local_daemon.start(files, port=0)
+    worker_pid = rh.cluster(name="local").status()["envs"][0]["worker"]["pid"]
+    os.kill(info["pid"], signal.SIGTERM)
+    assert local_daemon._wait_for_exit(files, 15)
+    assert not files.info.exists() and not files.pid.exists()  # removed by the daemon itself
+    assert "runhouse daemon stopped" in files.log.read_text()
+    assert not local_daemon._alive(worker_pid)

@@ -244,8 +244,14 @@ async def run_async(call: Call) -> None:
         call.send(Kind.ERROR, encode_error(exc, call.fmt))
 
 
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def is_async(target: Callable[..., Any]) -> bool:
     """Whether the target runs on the event loop."""
+    code = getattr(getattr(target, "__func__", target), "__code__", None)
+    if code is not None:  # plain functions and methods: read the flags directly (fast path)
+        return bool(code.co_flags & _ASYNC_FLAGS)
     return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 

@@ -34,6 +34,7 @@ def files_for(root: Path | None = None) -> DaemonFiles:
 
 def running_info(files: DaemonFiles) -> dict[str, Any] | None:
     """The running daemon's info (pid, host, port), or None if none runs."""
+    _reap_exited()
     info = files.read_info()
     if info is None:
         return None
@@ -143,6 +144,13 @@ def _reap(pid: int) -> None:
     child = _children.pop(pid, None)
     if child is not None:
         child.wait()
+
+
+def _reap_exited() -> None:
+    # Daemons this process started may have exited on their own (SIGTERM, crash).
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -96,3 +96,26 @@ def test_status_reports_envs_workers_and_objects(cluster: rh.Cluster) -> None:
     worker = envs["status_env"]["worker"]
     assert worker["pid"] > 0 and worker["rss_bytes"] > 0
     assert worker["objects"] == ["pid"]
+
+
+def length(data: bytes) -> int:
+    return len(data)
+
+
+def peak_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_100mb_argument_does_not_pile_up_in_the_daemon(own_daemon_dir: Any) -> None:
+    c = rh.cluster(name="local", server_port=0).up_if_not()
+    daemon_pid = c.status()["daemon"]["pid"]
+    fn = rh.function(length).to(c)
+    before = peak_rss(daemon_pid)
+    size = 100 * 1024 * 1024
+    assert fn(b"x" * size, stream_logs=False) == size
+    grown = peak_rss(daemon_pid) - before
+    assert grown < 4 * size, f"the daemon's peak memory grew by {grown / size:.1f} copies"

@@ -236,12 +236,31 @@ class Cluster(Resource):
         host = info.get("host") or "127.0.0.1"
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
-        return ClusterClient(host, int(info["port"]), self.files.read_token())
+        return _shared_client(host, int(info["port"]), self.files.read_token())
 
     def _drop_client(self) -> None:
         if self._client is not None:
-            self._client.close()
+            _forget_client(self._client)
             self._client = None
+
+
+# One client per daemon, whichever Cluster objects point at it, so connections are reused.
+_clients: dict[tuple[str, int, str | None], ClusterClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(host: str, port: int, token: str | None) -> ClusterClient:
+    with _clients_lock:
+        client = _clients.get((host, port, token))
+        if client is None:
+            client = _clients[(host, port, token)] = ClusterClient(host, port, token)
+        return client
+
+
+def _forget_client(client: ClusterClient) -> None:
+    with _clients_lock:
+        _clients.pop((client.host, client.port, client.token), None)
+    client.close()
 
 
 class ObjectRef:

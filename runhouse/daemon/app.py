@@ -172,28 +172,40 @@ class Routes:
             if as_json:
                 await self._answer_json(send, stream)
             else:
-                await self._answer_frames(send, stream)
+                await self._answer_frames(send, receive, stream, run)
         finally:
             run.done.set()
             self.state.runs.pop(run_key, None)
 
-    async def _answer_frames(self, send: Send, stream: Any) -> None:
+    async def _answer_frames(self, send: Send, receive: Receive, stream: Any, run: Run) -> None:
         first: Frame = await stream.next()
         if first.kind in TERMINAL:
             status = _SINGLE_FRAME_STATUS.get(first.kind, 200)
             return await asgi.send_frame(send, status, first.header, first.payload)
         await asgi.start_stream(send)
-        frame = first
-        while True:
-            done = frame.kind in TERMINAL
-            if len(frame.payload) > 65536:
-                await asgi.stream_part(send, frame.header)
-                await asgi.stream_part(send, frame.payload, more=not done)
-            else:
-                await asgi.stream_part(send, frame.data, more=not done)
-            if done:
-                return
-            frame = await stream.next()
+        # A client that leaves a stream early (a generator it stops reading) cancels the call,
+        # or an endless generator would run on with no one to read it.
+        watcher = asyncio.get_running_loop().create_task(self._cancel_on_disconnect(receive, run))
+        try:
+            frame = first
+            while True:
+                done = frame.kind in TERMINAL
+                if len(frame.payload) > 65536:
+                    await asgi.stream_part(send, frame.header)
+                    await asgi.stream_part(send, frame.payload, more=not done)
+                else:
+                    await asgi.stream_part(send, frame.data, more=not done)
+                if done:
+                    return
+                frame = await stream.next()
+        finally:
+            watcher.cancel()
+
+    async def _cancel_on_disconnect(self, receive: Receive, run: Run) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        if not run.done.is_set():
+            await run.worker.ask({"op": "cancel", "target": run.call_id})
 
     async def _answer_json(self, send: Send, stream: Any) -> None:
         items: list[bytes] = []

@@ -366,3 +366,27 @@ def test_large_argument_round_trips(cluster: rh.Cluster) -> None:
     blob = os.urandom(1024) * (100 * 1024)  # 100 MiB
     back = rh.function(identity).to(cluster)(blob, stream_logs=False)
     assert back == blob
+
+
+def forever(fifo: str):  # type: ignore[no-untyped-def]
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+    finally:
+        with open(fifo, "w") as f:  # tells the test the generator was stopped
+            f.write("stopped")
+
+
+def test_abandoning_a_remote_generator_stops_it(cluster: rh.Cluster, tmp_path: Path) -> None:
+    fifo = tmp_path / "stopped"
+    os.mkfifo(fifo)
+    items = rh.function(forever).to(cluster)(str(fifo))
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()  # the client walks away from an endless stream
+    heard: list[str] = []
+    reader = threading.Thread(target=lambda: heard.append(fifo.read_text()), daemon=True)
+    reader.start()
+    reader.join(30)  # a bound for a hang, not a timing claim
+    assert heard == ["stopped"]

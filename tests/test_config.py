@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import stat
 import subprocess
 import textwrap
@@ -14,6 +13,7 @@ import yaml
 import runhouse as rh
 from runhouse import config as config_module
 from runhouse.config import SETTINGS, Setting
+from tests.processes import run_together
 
 
 @pytest.fixture
@@ -135,24 +135,13 @@ def test_concurrent_sets_lose_nothing(python: str) -> None:
         """
         import sys
         import runhouse as rh
+        print("ready", flush=True)
         sys.stdin.readline()
         for i in range(25):
             rh.configs.set(f"{sys.argv[1]}_{i}", i)
         """
     )
-    with contextlib.ExitStack() as stack:
-        procs = [
-            stack.enter_context(
-                subprocess.Popen([python, "-c", code, who], stdin=subprocess.PIPE, text=True)
-            )
-            for who in ("a", "b")
-        ]
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.close()
-        for proc in procs:
-            assert proc.wait(timeout=60) == 0
+    run_together([[python, "-c", code, who] for who in ("a", "b")], timeout=60)
     stored = rh.configs.stored()
     assert {k: stored[k] for k in stored} == {f"{w}_{i}": i for w in "ab" for i in range(25)}
 

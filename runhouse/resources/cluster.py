@@ -293,6 +293,21 @@ class ObjectRef:
         return f"ObjectRef(key={self.key!r})"
 
 
+def send_code(
+    code: Any,
+    system: Cluster | str,
+    env: Env | str | list[str] | None,
+    fallback_env: Env | None,
+    key: str,
+) -> tuple[Cluster, Env | None, str]:
+    """Put a function or class on ``system`` under ``key`` (its last path segment)."""
+    cluster = as_cluster(system)
+    target_env = as_env(env) if env is not None else fallback_env
+    key = key.rsplit("/", 1)[-1]
+    cluster.put_resource(key, code, env=target_env)
+    return cluster, target_env, key
+
+
 def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:
     """A ``Cluster`` from a cluster, a name (``"local"`` or a saved one) or a config."""
     if isinstance(system, Cluster):

@@ -18,7 +18,7 @@ from typing import Any
 
 from runhouse.client.invoke import CallKind, invoke, kind_of, new_key
 from runhouse.client.shipping import pointers
-from runhouse.resources.cluster import Cluster, ObjectRef, as_cluster, as_env
+from runhouse.resources.cluster import Cluster, ObjectRef, as_cluster, as_env, send_code
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
 
@@ -74,10 +74,8 @@ class Function(Resource):
                 f"{self.rns_address or 'This function'} has no code here to send; "
                 "create it with rh.function(fn) in this process."
             )
-        cluster = as_cluster(system)
-        target_env = as_env(env) if env is not None else self.env
-        key = _key(name or self.name or self.fn.__name__)
-        cluster.put_resource(key, self.fn, env=target_env)
+        key = name or self.name or self.fn.__name__
+        cluster, target_env, key = send_code(self.fn, system, env, self.env, key)
         return Function(
             self.fn,
             name=name or self.rns_address,
@@ -178,10 +176,6 @@ def _takes(fn: Callable[..., Any] | None, parameter: str) -> bool:
         return parameter in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _key(name: str) -> str:
-    return name.rsplit("/", 1)[-1]
 
 
 def function(

@@ -18,7 +18,7 @@ from typing import Any
 
 from runhouse.client.invoke import CallKind, invoke, kind_of, new_key
 from runhouse.client.shipping import pointers
-from runhouse.resources.cluster import Cluster, as_cluster, as_env
+from runhouse.resources.cluster import Cluster, as_cluster, as_env, send_code
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
 
@@ -90,10 +90,8 @@ class ModuleClass(Resource):
             raise ValueError(
                 "This module's class is not in this process; create it with rh.module(Cls)."
             )
-        cluster = as_cluster(system)
-        target_env = as_env(env) if env is not None else self.env
-        key = _key(name or self.name or self.cls.__name__)
-        cluster.put_resource(key, self.cls, env=target_env)
+        key = name or self.name or self.cls.__name__
+        cluster, target_env, key = send_code(self.cls, system, env, self.env, key)
         return ModuleClass(
             self.cls, name=name or self.rns_address, system=cluster, env=target_env, key=key
         )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from runhouse.exceptions import CorruptConfigError
 from runhouse.names.address import Address
 from runhouse.names.local import LocalStore
 from tests.conformance.store_suite import MakeAddress, StoreConformance
+from tests.processes import run_together
 
 
 class TestLocalStoreConformance(StoreConformance):
@@ -117,28 +116,11 @@ SAVER = textwrap.dedent(
 )
 
 
-def test_two_processes_saving_the_same_name(project: Path, python: str) -> None:
-    with contextlib.ExitStack() as stack:
-        procs = [
-            stack.enter_context(
-                subprocess.Popen(
-                    [python, "-c", SAVER, worker],
-                    cwd=project,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-            )
-            for worker in ("p1", "p2")
-        ]
-        for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.close()
-        for proc in procs:
-            assert proc.wait(timeout=120) == 0
+def test_two_processes_saving_the_same_name(
+    project: Path, python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    run_together([[python, "-c", SAVER, worker] for worker in ("p1", "p2")])
 
     folder = project / "rh" / "shared"
     files = sorted((folder / ".history").iterdir())

@@ -15,6 +15,7 @@
      ├── RemoteError                                     a remote exception not rebuildable here
      ├── CallCancelledError                              the call was cancelled (c.cancel(key))
      ├── WorkerDiedError                                 the env's worker died during the call
+     ├── EnvInstallError                                 building an env failed (command, output)
      └── DaemonError                                     the daemon is unreachable or refused
           └── AuthError                                  missing (401) or wrong (403) token
 
@@ -215,3 +216,17 @@ class DaemonError(RunhouseError):
 
 class AuthError(DaemonError):
     """The daemon refused the request's token (401 missing, 403 wrong)."""
+
+
+class EnvInstallError(RunhouseError):
+    """Building an env failed; carries the command, its exit code and its output's tail."""
+
+    def __init__(self, env: str, command: str, returncode: int, output: str) -> None:
+        self.env = env
+        self.command = command
+        self.returncode = returncode
+        self.output = output
+        super().__init__(
+            f"Setting up env {env!r} failed: `{command}` exited with code {returncode}. "
+            f"Nothing was marked installed; fix it and send the env again.\n{output}"
+        )

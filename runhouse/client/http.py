@@ -18,7 +18,7 @@ from http.client import HTTPConnection, HTTPException, HTTPResponse
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from runhouse.exceptions import AuthError, DaemonError, ObjectNotFoundError
+from runhouse.exceptions import AuthError, DaemonError, EnvInstallError, ObjectNotFoundError
 from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, Kind
 from runhouse.wire.serialization import loads
@@ -166,6 +166,13 @@ class ClusterClient:
             error, error_type, message = {}, None, body.decode("utf-8", "replace")[:500]
         if error_type == "ObjectNotFoundError":
             raise ObjectNotFoundError(error.get("key", "?"), error.get("keys", []))
+        if error_type == "EnvInstallError":
+            raise EnvInstallError(
+                error.get("env", "?"),
+                error.get("command", "?"),
+                error.get("returncode", -1),
+                error.get("output", ""),
+            )
         if response.status in (401, 403):
             raise AuthError(
                 f"The daemon at {self.base_url} refused the request: {message}", response.status

@@ -31,8 +31,10 @@ from runhouse._version import __version__
 from runhouse.daemon import asgi
 from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
 from runhouse.daemon.engines.base import EnvSpec, Frame
+from runhouse.daemon.envs import Requirement
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
+from runhouse.exceptions import EnvInstallError
 from runhouse.wire.frames import TERMINAL, Kind
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
@@ -270,18 +272,49 @@ class Routes:
         await asgi.send_json(send, 200, {"cancelled": cancelled})
 
     async def put_env(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
-        """Declare (or change) an env; a changed env's worker restarts."""
+        """Declare (or change) an env, building it first; a changed env's worker restarts."""
         try:
             spec = json.loads(await asgi.read_body(scope, receive, 1 << 20) or b"{}")
             env_vars = spec.get("env_vars") or {}
+            reqs = [Requirement.parse(r) for r in spec.get("reqs") or []]
+            setup_cmds = spec.get("setup_cmds") or []
             valid = all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())
-        except (ValueError, AttributeError):
+            valid = valid and all(isinstance(c, str) for c in setup_cmds)
+        except (ValueError, AttributeError, TypeError):
             valid = False
         if not valid:
-            raise HTTPError(400, "BadRequest", 'env body must be {"env_vars": {"NAME": "value"}}')
-        if self.state.set_env(EnvSpec(name, dict(env_vars))):
+            raise HTTPError(
+                400,
+                "BadRequest",
+                'env body must be {"env_vars": {"NAME": "value"}, "reqs": [{"kind", "value"}], '
+                '"setup_cmds": ["..."]}',
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            built = await loop.run_in_executor(
+                None, self.state.builder.build, name, reqs, setup_cmds
+            )
+        except EnvInstallError as exc:
+            raise HTTPError(
+                400,
+                "EnvInstallError",
+                str(exc),
+                env=name,
+                command=exc.command,
+                returncode=exc.returncode,
+                output=exc.output,
+            ) from exc
+        spec = EnvSpec(
+            name,
+            dict(env_vars),
+            None if built.content_hash is None else built.python,
+            built.pythonpath,
+            built.content_hash,
+            built.packages,
+        )
+        if self.state.set_env(spec):
             await self.state.restart_env(name)
-        await asgi.send_json(send, 200, {"env": name})
+        await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
 
     async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
         """Store an object in an env's worker."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from runhouse._version import __version__
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app
 from runhouse.daemon.engines.process import ProcessEngine
+from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 
@@ -58,7 +59,7 @@ def serve(
     token = files.ensure_token()
     sock = _bind(host, port)
     port = sock.getsockname()[1]
-    state = DaemonState(ProcessEngine(), token, port)
+    state = DaemonState(ProcessEngine(), token, port, EnvBuilder(root / "envs", root / "support"))
     config = uvicorn.Config(
         create_app(state, max_body),
         loop="none",

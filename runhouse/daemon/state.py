@@ -16,6 +16,7 @@ from typing import Any
 
 from runhouse._version import __version__
 from runhouse.daemon.engines.base import Engine, EnvSpec, Frame, WorkerHandle
+from runhouse.daemon.envs import EnvBuilder
 from runhouse.wire.frames import Kind
 
 log = logging.getLogger("runhouse.daemon")
@@ -46,8 +47,9 @@ class Run:
 class DaemonState:
     """The daemon's memory; every route works through it."""
 
-    def __init__(self, engine: Engine, token: str | None, port: int) -> None:
+    def __init__(self, engine: Engine, token: str | None, port: int, builder: EnvBuilder) -> None:
         self.engine = engine
+        self.builder = builder
         self.token = token
         self.port = port
         self.started = time.time()
@@ -143,10 +145,14 @@ class DaemonState:
             if worker is not None and worker.alive:
                 frame = await worker.ask({"op": "status"})
                 info = _json(frame) if frame.kind == Kind.RESULT else None
+            spec = self.envs.get(name, EnvSpec(name))
             envs.append(
                 {
                     "name": name,
-                    "env_vars": sorted(self.envs.get(name, EnvSpec(name)).env_vars),
+                    "env_vars": sorted(spec.env_vars),
+                    "python": spec.python or sys.executable,
+                    "hash": spec.content_hash,
+                    "packages": list(spec.packages),
                     "keys": self.keys(name),
                     "worker": info,
                 }

@@ -135,14 +135,11 @@ class Cluster(Resource):
         if env is None or isinstance(env, str):
             return env or BASE_ENV
         name = _env_name(env)
-        if (env.reqs or env.setup_cmds) and name not in _warned_envs:
-            _warned_envs.add(name)
-            log.warning(
-                "Env %r lists reqs or setup_cmds, which this version does not install yet: "
-                "its code runs with the daemon's Python and packages.",
-                name,
-            )
-        body = {"env_vars": env.resolved_env_vars()}
+        body = {
+            "env_vars": env.resolved_env_vars(),
+            "reqs": env.resolved_reqs(),
+            "setup_cmds": list(env.setup_cmds),
+        }
         self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
         return name
 
@@ -250,8 +247,6 @@ class Cluster(Resource):
             _forget_client(self._client)
             self._client = None
 
-
-_warned_envs: set[str] = set()
 
 # One client per daemon, whichever Cluster objects point at it, so connections are reused.
 _clients: dict[tuple[str, int, str | None], ClusterClient] = {}

@@ -58,11 +58,35 @@ class Env(Resource):
         content = {k: v for k, v in self.config().items() if k != "name"}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
+    def resolved_reqs(self, base: Path | None = None) -> list[dict[str, str]]:
+        """Requirements for the daemon: pip specifiers as given, local paths made absolute."""
+        return [resolve_requirement(req, base or Path.cwd()) for req in self.reqs]
+
     def resolved_env_vars(self) -> dict[str, str]:
         """The variables as a dict, reading the ``.env`` file if a path was given."""
         if isinstance(self.env_vars, dict):
             return dict(self.env_vars)
         return read_dotenv(Path(self.env_vars).expanduser())
+
+
+def resolve_requirement(req: str, base: Path) -> dict[str, str]:
+    """One requirement as ``{kind, value}``: ``pip`` (a specifier or URL), ``path`` (a package
+    folder or wheel), ``requirements`` (a requirements file) or ``code`` (put on the path)."""
+    is_path = req.startswith((".", "/", "~")) or req.endswith((".txt", ".whl"))
+    if not is_path:
+        return {"kind": "pip", "value": req}
+    path = Path(req).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"env requirement {req!r}: {path} does not exist")
+    if path.is_dir():
+        packaged = (path / "pyproject.toml").exists() or (path / "setup.py").exists()
+        return {"kind": "path" if packaged else "code", "value": str(path)}
+    if path.suffix == ".whl":
+        return {"kind": "path", "value": str(path)}
+    if path.suffix == ".txt":
+        return {"kind": "requirements", "value": str(path)}
+    return {"kind": "code", "value": str(path.parent)}  # a single module: its folder
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -27,6 +27,10 @@ class EnvSpec:
 
     name: str
     env_vars: dict[str, str] = field(default_factory=dict)
+    python: str | None = None  # None: the daemon's own interpreter
+    pythonpath: tuple[str, ...] = ()
+    content_hash: str | None = None
+    packages: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

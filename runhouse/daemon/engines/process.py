@@ -193,13 +193,18 @@ class ProcessEngine(Engine):
     async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:
         """Start a worker process for ``env`` and connect to it."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        command = [sys.executable, "-m", "runhouse.daemon.worker", "--fd", str(child.fileno())]
+        python = env.python or sys.executable
+        command = [python, "-m", "runhouse.daemon.worker", "--fd", str(child.fileno())]
         command += ["--env", env.name]
+        environ = {**os.environ, **env.env_vars}
+        if env.pythonpath:
+            inherited = [environ["PYTHONPATH"]] if environ.get("PYTHONPATH") else []
+            environ["PYTHONPATH"] = os.pathsep.join([*env.pythonpath, *inherited])
         try:
             proc = subprocess.Popen(
                 command,
                 pass_fds=[child.fileno()],
-                env={**os.environ, **env.env_vars},
+                env=environ,
                 stdin=subprocess.DEVNULL,
             )
         finally:

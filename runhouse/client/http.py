@@ -15,6 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPException, HTTPResponse
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -200,9 +201,14 @@ class ClusterClient:
                 raise errors.unpack(data)
         raise DaemonError("unreachable")
 
-    def send_object(self, key: str, body: bytes, env: str, resource: bool) -> None:
-        """Store a serialized object under ``key`` in ``env``'s worker."""
+    def send_object(
+        self, key: str, body: bytes, env: str, resource: bool, path: Path | None = None
+    ) -> None:
+        """Store a serialized object under ``key`` in ``env``'s worker (``path``: add to its
+        import path first)."""
         params = {"env": env, "resource": "1" if resource else "0"}
+        if path is not None:
+            params["path"] = str(path)
         self.checked(self.request("PUT", f"/_rh/objects/{key}", body, PICKLE, params)).read()
 
     def close(self) -> None:

@@ -323,14 +323,15 @@ class Routes:
         body = await asgi.read_body(scope, receive, self.max_body)
         previous = self.state.key_env.get(key)
         worker = await self.state.worker(env)
-        stream = worker.open({"op": "put", "key": key}, body)
+        path = q.get("path")
+        stream = worker.open({"op": "put", "key": key, "path": path}, body)
         await worker.drain()
         frame = await stream.next()
         if frame.kind != Kind.RESULT:
             return await asgi.send_frame(send, 400, frame.header, frame.payload)
         if previous is not None and previous != env and previous in self.state.workers:
             await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
-        self.state.remember(key, env, body if q.get("resource") == "1" else None)
+        self.state.remember(key, env, (body, path) if q.get("resource") == "1" else None)
         await asgi.send_json(send, 200, {"key": key, "env": env})
 
     async def get_object(self, send: Send, key: str) -> None:

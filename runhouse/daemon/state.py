@@ -56,7 +56,8 @@ class DaemonState:
         self.envs: dict[str, EnvSpec] = {BASE_ENV: EnvSpec(BASE_ENV)}
         self.workers: dict[str, WorkerHandle] = {}
         self.key_env: dict[str, str] = {}
-        self.resources: dict[str, dict[str, bytes]] = {}  # env -> key -> pickled callable
+        # env -> key -> (pickled callable, import path it needs), sent again after a restart
+        self.resources: dict[str, dict[str, tuple[bytes, str | None]]] = {}
         self.runs: dict[str, Run] = {}
         self._starting: dict[str, asyncio.Lock] = {}
 
@@ -95,8 +96,8 @@ class DaemonState:
                 return worker
             spec = self.envs.get(env) or EnvSpec(env)
             worker = await self.engine.launch(spec, self._on_death)
-            for key, blob in self.resources.get(env, {}).items():
-                frame = await worker.ask({"op": "put", "key": key}, blob)
+            for key, (blob, path) in self.resources.get(env, {}).items():
+                frame = await worker.ask({"op": "put", "key": key, "path": path}, blob)
                 if frame.kind != Kind.RESULT:
                     log.warning("could not restore %r in env %r after a restart", key, env)
             self.workers[env] = worker
@@ -115,7 +116,7 @@ class DaemonState:
         for key in [k for k, e in self.key_env.items() if e == env and k not in kept]:
             del self.key_env[key]
 
-    def remember(self, key: str, env: str, blob: bytes | None) -> None:
+    def remember(self, key: str, env: str, blob: tuple[bytes, str | None] | None) -> None:
         """Record that ``env`` holds ``key`` (and keep ``blob`` to restore it after a crash)."""
         old_env = self.key_env.get(key)
         if old_env is not None and old_env != env:

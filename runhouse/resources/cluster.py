@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from runhouse.client import local_daemon
@@ -19,6 +20,7 @@ from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
+from runhouse.names.folders import working_dir
 from runhouse.names.resolver import exists
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
@@ -98,10 +100,15 @@ class Cluster(Resource):
         self._with_client(lambda c: c.send_object(key, body, env_name, resource=False))
 
     def put_resource(self, key: str, obj: Any, env: Env | str | None = None) -> None:
-        """Store a function or class; it survives a worker restart (it is sent again)."""
+        """Store a function or class; it survives a worker restart (it is sent again).
+
+        The env's working dir (default: the project root) goes on the worker's import path,
+        and code importable from it is sent by reference.
+        """
         env_name = self.ensure_env(env)
-        body = ship(obj, f"{key!r}")
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True))
+        root = code_root(env if isinstance(env, Env) else None)
+        body = ship(obj, f"{key!r}", root)
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=root))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The object under ``key``, or ``default`` if there is none."""
@@ -301,6 +308,16 @@ def send_code(
     key = key.rsplit("/", 1)[-1]
     cluster.put_resource(key, code, env=target_env)
     return cluster, target_env, key
+
+
+def code_root(env: Env | None) -> Path | None:
+    """The folder the worker imports the user's code from: the env's working dir."""
+    chosen = env.working_dir if env is not None else "./"
+    if chosen is None:
+        return None
+    if chosen in ("./", "."):
+        return working_dir()  # the project root, as for the local store
+    return Path(chosen).expanduser().resolve()
 
 
 def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:

@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -183,6 +184,9 @@ class WorkerServer:
         fmt = request.get("fmt", "pickle")
         try:
             if op == "put":
+                path = request.get("path")
+                if path and path not in sys.path:
+                    sys.path.insert(0, path)  # the user's working dir: code sent by reference
                 self.objects[request["key"]] = calls.load_value(body, f"object {request['key']!r}")
                 return send(Kind.RESULT, b"")
             target = self._object(request["key"])

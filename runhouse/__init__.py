@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "SerializationError": "runhouse.exceptions",
     "StoreUnavailableError": "runhouse.exceptions",
     "UnknownResourceTypeError": "runhouse.exceptions",
+    "VersionMismatchError": "runhouse.exceptions",
     "VersionNotFoundError": "runhouse.exceptions",
     "WorkerDiedError": "runhouse.exceptions",
     "cluster": "runhouse.resources.cluster",
@@ -88,6 +89,7 @@ if _TYPE_CHECKING:
         SerializationError,
         StoreUnavailableError,
         UnknownResourceTypeError,
+        VersionMismatchError,
         VersionNotFoundError,
         WorkerDiedError,
     )

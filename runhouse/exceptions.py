@@ -16,6 +16,7 @@
      ├── CallCancelledError                              the call was cancelled (c.cancel(key))
      ├── WorkerDiedError                                 the env's worker died during the call
      ├── EnvInstallError                                 building an env failed (command, output)
+     ├── VersionMismatchError                            client and env disagree on python etc.
      └── DaemonError                                     the daemon is unreachable or refused
           └── AuthError                                  missing (401) or wrong (403) token
 
@@ -230,3 +231,21 @@ class EnvInstallError(RunhouseError):
             f"Setting up env {env!r} failed: `{command}` exited with code {returncode}. "
             f"Nothing was marked installed; fix it and send the env again.\n{output}"
         )
+
+
+class VersionMismatchError(RunhouseError):
+    """The client and an env's worker run versions that cannot exchange code."""
+
+    def __init__(self, env: str, problems: list[tuple[str, str, str | None]]) -> None:
+        self.env = env
+        self.problems = problems
+        sides = "; ".join(
+            f"{what} {mine} here, {theirs} in env {env!r}" for what, mine, theirs in problems
+        )
+        steps = []
+        if any(what == "python" for what, _, _ in problems):
+            steps.append("use the same Python minor version on both sides")
+        pins = " ".join(f"{what}=={mine}" for what, mine, _ in problems if what != "python")
+        if pins:
+            steps.append(f"install the same versions in the env (reqs: {pins})")
+        super().__init__(f"Version mismatch: {sides}. To fix it, {' and '.join(steps)}.")

@@ -112,6 +112,9 @@ class Routes:
             return await asgi.send_json(send, 200, self.state.keys(asgi.query(scope).get("env")))
         if route == ("POST", "clear", 2):
             return await self.clear(send)
+        if route == ("GET", "versions", 2):
+            env = _name(asgi.query(scope).get("env") or BASE_ENV, "env")
+            return await self.versions(send, env)
         if len(parts) == 3:
             name = _name(parts[2], "key")
             if route == ("PUT", "envs", 3):
@@ -349,6 +352,14 @@ class Routes:
             await worker.ask({"op": "delete", "keys": [key]})
         self.state.forget(key)
         await asgi.send_json(send, 200, {"deleted": [key]})
+
+    async def versions(self, send: Send, env: str) -> None:
+        """Python, cloudpickle and runhouse versions of an env's worker (started if needed)."""
+        worker = await self.state.worker(env)
+        status = json.loads((await worker.ask({"op": "status"})).payload)
+        await asgi.send_json(
+            send, 200, {k: status.get(k) for k in ("python", "cloudpickle", "runhouse")}
+        )
 
     async def clear(self, send: Send) -> None:
         """Delete every object in every env."""

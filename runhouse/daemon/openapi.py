@@ -94,6 +94,11 @@ def schema() -> dict[str, Any]:
                 "delete": _op("Delete an object", _param("key")),
             },
             "/_rh/clear": {"post": _op("Delete every object")},
+            "/_rh/versions": {
+                "get": _op(
+                    "An env's Python, cloudpickle and runhouse", _param("env", "query", False)
+                )
+            },
             "/_rh/cancel/{key}": {"post": _op("Cancel a run or an object's runs", _param("key"))},
             "/_rh/runs/{run_key}": {
                 "get": _op("Wait for a run's result", _param("run_key"), ok=frames)

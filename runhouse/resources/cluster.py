@@ -24,6 +24,7 @@ from runhouse.names.folders import working_dir
 from runhouse.names.resolver import exists
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
+from runhouse.wire import versions
 from runhouse.wire.serialization import dumps
 
 log = logging.getLogger("runhouse")
@@ -106,9 +107,20 @@ class Cluster(Resource):
         and code importable from it is sent by reference.
         """
         env_name = self.ensure_env(env)
+        self._check_versions(env_name)
         root = code_root(env if isinstance(env, Env) else None)
         body = ship(obj, f"{key!r}", root)
         self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=root))
+
+    def _check_versions(self, env_name: str) -> None:
+        """Once per env and daemon: the env must run versions this client can talk to."""
+        base_url = self._with_client(lambda c: c.base_url)
+        if (base_url, env_name) in _checked_envs:
+            return
+        params = {"env": env_name}
+        remote = self._with_client(lambda c: c.json("GET", "/_rh/versions", params=params))
+        versions.check(versions.local_versions(), remote, env_name)
+        _checked_envs.add((base_url, env_name))
 
     def get(self, key: str, default: Any = None) -> Any:
         """The object under ``key``, or ``default`` if there is none."""
@@ -254,6 +266,8 @@ class Cluster(Resource):
             _forget_client(self._client)
             self._client = None
 
+
+_checked_envs: set[tuple[str, str]] = set()  # (daemon URL, env) whose versions agree
 
 # One client per daemon, whichever Cluster objects point at it, so connections are reused.
 _clients: dict[tuple[str, int, str | None], ClusterClient] = {}

@@ -21,6 +21,7 @@ from runhouse.daemon.worker import calls
 from runhouse.daemon.worker.logcapture import CallOutput
 from runhouse.exceptions import ObjectNotFoundError
 from runhouse.wire.frames import ROUTED_HEADER, Kind, unpack_request
+from runhouse.wire.versions import local_versions
 
 _SMALL = 1 << 16
 _INLINE_OPS = frozenset({"keys", "delete", "clear", "cancel", "status"})
@@ -159,6 +160,7 @@ class WorkerServer:
             running = self._running.get(request["target"])
             return running.cancel(self._loop) if running else False
         return {
+            **local_versions(),
             "pid": os.getpid(),
             "rss_bytes": _rss_bytes(),
             "objects": sorted(self.objects),

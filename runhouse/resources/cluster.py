@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runhouse.client import local_daemon
+from runhouse.client import local_daemon, workdir
 from runhouse.client.http import ClusterClient, DaemonUnreachable
 from runhouse.client.shipping import ship
 from runhouse.config import configs
@@ -109,8 +109,17 @@ class Cluster(Resource):
         env_name = self.ensure_env(env)
         self._check_versions(env_name)
         root = code_root(env if isinstance(env, Env) else None)
-        body = ship(obj, f"{key!r}", root)
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=root))
+        synced = self._sync_working_dir(root) if root is not None else None
+        body = ship(obj, f"{key!r}", root if synced is not None else None)
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=synced))
+
+    def _sync_working_dir(self, root: Path) -> Path | None:
+        """Mirror the working dir where this cluster's workers import it from."""
+        try:
+            return workdir.sync(root, self.files.root / "workdirs" / workdir.mirror_name(root))
+        except workdir.WorkdirTooLarge as exc:
+            log.warning("Not syncing the working dir (%s); code will be sent by value.", exc)
+            return None
 
     def _check_versions(self, env_name: str) -> None:
         """Once per env and daemon: the env must run versions this client can talk to."""

@@ -13,6 +13,7 @@ from runhouse._version import __version__
 _EXPORTS: dict[str, str] = {
     "AuthError": "runhouse.exceptions",
     "CallCancelledError": "runhouse.exceptions",
+    "CondaEnv": "runhouse.resources.env",
     "Cluster": "runhouse.resources.cluster",
     "ConfigError": "runhouse.exceptions",
     "CorruptConfigError": "runhouse.exceptions",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "VersionNotFoundError": "runhouse.exceptions",
     "WorkerDiedError": "runhouse.exceptions",
     "cluster": "runhouse.resources.cluster",
+    "conda_env": "runhouse.resources.env",
     "configs": "runhouse.config",
     "current_folder": "runhouse.names.folders",
     "env": "runhouse.resources.env",
@@ -97,7 +99,7 @@ if _TYPE_CHECKING:
     from runhouse.names.resolver import Location, exists, locate
     from runhouse.names.store import ResourceVersion
     from runhouse.resources.cluster import Cluster, cluster
-    from runhouse.resources.env import Env, env
+    from runhouse.resources.env import CondaEnv, Env, conda_env, env
     from runhouse.resources.function import Function, function
     from runhouse.resources.module import Module, module
     from runhouse.resources.resource import Resource, load

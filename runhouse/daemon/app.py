@@ -281,7 +281,11 @@ class Routes:
             env_vars = spec.get("env_vars") or {}
             reqs = [Requirement.parse(r) for r in spec.get("reqs") or []]
             setup_cmds = spec.get("setup_cmds") or []
-            valid = all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())
+            conda = spec.get("conda")
+            valid = conda is None or isinstance(conda, dict)
+            valid = valid and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
+            )
             valid = valid and all(isinstance(c, str) for c in setup_cmds)
         except (ValueError, AttributeError, TypeError):
             valid = False
@@ -294,9 +298,8 @@ class Routes:
             )
         loop = asyncio.get_running_loop()
         try:
-            built = await loop.run_in_executor(
-                None, self.state.builder.build, name, reqs, setup_cmds
-            )
+            build = self.state.builder.build
+            built = await loop.run_in_executor(None, build, name, reqs, setup_cmds, conda)
         except EnvInstallError as exc:
             raise HTTPError(
                 400,

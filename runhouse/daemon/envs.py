@@ -63,10 +63,14 @@ class BuiltEnv:
     packages: tuple[str, ...] = field(default=(), compare=False)
 
 
-def fingerprint(reqs: list[Requirement], setup_cmds: list[str]) -> str:
+def fingerprint(
+    reqs: list[Requirement], setup_cmds: list[str], conda: dict[str, Any] | None = None
+) -> str:
     """The content hash that names an env's folder."""
     digest = hashlib.sha256()
     digest.update(f"{sys.version}\n{sys.executable}\n".encode())
+    if conda is not None:
+        digest.update(f"conda:{json.dumps(conda, sort_keys=True)}\n".encode())
     for req in reqs:
         digest.update(f"{req.kind}:{req.value}\n".encode())
         if req.kind in ("path", "code", "requirements"):
@@ -96,19 +100,25 @@ class EnvBuilder:
         self.root = root
         self.support = support
 
-    def build(self, name: str, reqs: list[Requirement], setup_cmds: list[str]) -> BuiltEnv:
-        """The env's Python and path, building its virtualenv first if needed."""
+    def build(
+        self,
+        name: str,
+        reqs: list[Requirement],
+        setup_cmds: list[str],
+        conda: dict[str, Any] | None = None,
+    ) -> BuiltEnv:
+        """The env's Python and path, building its environment first if needed."""
         code_paths = tuple(r.value for r in reqs if r.kind == "code")
-        if not any(r.kind != "code" for r in reqs) and not setup_cmds:
+        if not any(r.kind != "code" for r in reqs) and not setup_cmds and conda is None:
             return BuiltEnv(sys.executable, code_paths)
-        content_hash = fingerprint(reqs, setup_cmds)
+        content_hash = fingerprint(reqs, setup_cmds, conda)
         target = self.root / content_hash
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root / f"{content_hash}.lock"):
             built = self._load(target)
             if built is None:
                 self._link_support()
-                built = self._make(name, target, content_hash, reqs, setup_cmds)
+                built = self._make(name, target, content_hash, reqs, setup_cmds, conda)
         return BuiltEnv(
             built.python, (str(self.support), *code_paths), content_hash, built.packages
         )
@@ -127,10 +137,14 @@ class EnvBuilder:
         content_hash: str,
         reqs: list[Requirement],
         setup_cmds: list[str],
+        conda: dict[str, Any] | None,
     ) -> BuiltEnv:
         shutil.rmtree(target, ignore_errors=True)  # leftovers of a failed build
         try:
-            python = self._create_venv(name, target)
+            if conda is None:
+                python = self._create_venv(name, target)
+            else:
+                python = self._create_conda(name, target, conda)
             args: list[str] = []
             for req in reqs:
                 if req.kind == "requirements":
@@ -163,6 +177,30 @@ class EnvBuilder:
         else:
             _run(name, [sys.executable, "-m", "venv", str(target)], None)
         return str(target / "bin" / "python")
+
+    def _create_conda(self, name: str, target: Path, spec: dict[str, Any]) -> str:
+        tool = shutil.which("micromamba") or shutil.which("conda")
+        if tool is None:
+            raise EnvInstallError(
+                name,
+                "conda_env",
+                127,
+                "rh.conda_env needs conda or micromamba on the cluster's PATH, and neither was "
+                "found. Install one there (micromamba is a single binary), or use rh.env.",
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        spec_file = target.parent / f"{target.name}.environment.yml"
+        spec_file.write_text(json.dumps(spec))  # JSON is valid YAML
+        if Path(tool).name == "micromamba":
+            command = [tool, "create", "-y", "-q", "-p", str(target), "-f", str(spec_file)]
+        else:
+            command = [tool, "env", "create", "-q", "-p", str(target), "-f", str(spec_file)]
+        _run(name, command, None)
+        python = target / "bin" / "python"
+        if not python.exists():
+            detail = f"no Python at {python}: list python in the conda dependencies"
+            raise EnvInstallError(name, " ".join(command), 1, detail)
+        return str(python)
 
     def _install(self, name: str, python: str, args: list[str]) -> None:
         uv = _uv()

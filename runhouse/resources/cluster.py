@@ -164,6 +164,7 @@ class Cluster(Resource):
             return env or BASE_ENV
         name = _env_name(env)
         body = {
+            "conda": getattr(env, "conda_env", None),
             "env_vars": env.resolved_env_vars(),
             "reqs": env.resolved_reqs(),
             "setup_cmds": list(env.setup_cmds),

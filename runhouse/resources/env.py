@@ -109,6 +109,65 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
+class CondaEnv(Env):
+    """An env built with conda (or micromamba) from an environment spec, then ``reqs`` with pip."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        conda_env: Mapping[str, Any] | str | None = None,
+        reqs: Sequence[str] | str | None = None,
+        env_vars: Mapping[str, str] | str | None = None,
+        setup_cmds: Sequence[str] | str | None = None,
+        working_dir: str | None = "./",
+        secrets: Sequence[str] | str | None = None,
+    ) -> None:
+        super().__init__(name, reqs, env_vars, setup_cmds, working_dir, secrets)
+        self.conda_env = _conda_spec(conda_env)
+
+    def config(self) -> dict[str, Any]:
+        """The env's config, with its conda spec."""
+        return {**super().config(), "conda_env": self.conda_env}
+
+
+def _conda_spec(value: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    if value is None:
+        return {"dependencies": ["python=3.11"]}
+    if isinstance(value, str):  # a path to an environment.yml
+        import yaml
+
+        path = Path(value).expanduser()
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"conda_env file {str(path)!r} does not exist") from None
+        value = loaded
+    if not isinstance(value, Mapping) or "dependencies" not in value:
+        raise TypeError("conda_env must be a dict or environment.yml with 'dependencies'")
+    return dict(value)
+
+
+def conda_env(
+    name: str | None = None,
+    conda_env: Mapping[str, Any] | str | None = None,
+    reqs: Sequence[str] | str | None = None,
+    env_vars: Mapping[str, str] | str | None = None,
+    setup_cmds: Sequence[str] | str | None = None,
+    working_dir: str | None = "./",
+    secrets: Sequence[str] | str | None = None,
+) -> CondaEnv:
+    """A ``CondaEnv``; given only ``name``, the one saved under that name."""
+    if (
+        name is not None
+        and conda_env is None
+        and reqs is None
+        and env_vars is None
+        and setup_cmds is None
+    ):
+        return CondaEnv.from_name(name)
+    return CondaEnv(name, conda_env, reqs, env_vars, setup_cmds, working_dir, secrets)
+
+
 def env(
     name: str | None = None,
     reqs: Sequence[str] | str | None = None,

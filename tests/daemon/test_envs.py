@@ -5,6 +5,7 @@ registry holds today."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,49 @@ def test_plain_code_and_requirements_files(cluster: rh.Cluster, tmp_path: Path) 
     env = rh.env(name="mixed", reqs=[str(code), str(requirements)])
     assert rh.function(plain_helper).to(cluster, env=env)() == "hi from plain code"
     assert rh.function(tiny_version).to(cluster, env=env, name="mixed_v")() == "5.0"
+
+
+def test_conda_env_without_conda_says_so(cluster: rh.Cluster) -> None:
+    with pytest.raises(rh.EnvInstallError, match="neither was found") as info:
+        spec = {"dependencies": ["python=3.11"]}
+        rh.function(read_file).to(cluster, env=rh.conda_env(name="needs_conda", conda_env=spec))
+    assert "micromamba" in str(info.value)
+
+
+FAKE_MICROMAMBA = """#!/usr/bin/env bash
+# A stand-in for micromamba: conda's channels cannot be reached from this machine, so the
+# real tool cannot run in CI. It records how it was called and makes the prefix a venv.
+echo "$@" > "$RH_TEST_FAKE_LOG"
+prefix=""
+while [ $# -gt 0 ]; do
+  case "$1" in -p) prefix="$2"; shift;; esac
+  shift
+done
+exec "$RH_TEST_FAKE_PYTHON" -m venv "$prefix"
+"""
+
+
+def test_conda_env_is_built_with_micromamba(
+    own_daemon_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "micromamba"
+    fake.write_text(FAKE_MICROMAMBA)
+    fake.chmod(0o755)
+    log = tmp_path / "micromamba.args"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("RH_TEST_FAKE_LOG", str(log))
+    monkeypatch.setenv("RH_TEST_FAKE_PYTHON", sys.executable)
+    c = rh.cluster(name="local", server_port=0).up_if_not()  # inherits the PATH above
+    spec = {"channels": ["conda-forge"], "dependencies": ["python=3.11"]}
+    env = rh.conda_env(name="condaish", conda_env=spec, reqs=[str(make_package(tmp_path, "7.0"))])
+    assert rh.function(tiny_version).to(c, env=env)() == "7.0"
+    args = log.read_text().split()
+    assert args[:2] == ["create", "-y"] and "-f" in args
+    assert json.loads(Path(args[args.index("-f") + 1]).read_text()) == spec
+    assert env_record(c, "condaish")["python"] == str(
+        Path(args[args.index("-p") + 1]) / "bin" / "python"
+    )

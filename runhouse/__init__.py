@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "Location": "runhouse.names.resolver",
     "Module": "runhouse.resources.module",
     "ObjectNotFoundError": "runhouse.exceptions",
+    "Package": "runhouse.resources.package",
     "RemoteError": "runhouse.exceptions",
     "Resource": "runhouse.resources.resource",
     "ResourceExistsError": "runhouse.exceptions",
@@ -48,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "load": "runhouse.resources.resource",
     "locate": "runhouse.names.resolver",
     "module": "runhouse.resources.module",
+    "package": "runhouse.resources.package",
     "set_folder": "runhouse.names.folders",
     "unset_folder": "runhouse.names.folders",
 }
@@ -102,6 +104,7 @@ if _TYPE_CHECKING:
     from runhouse.resources.env import CondaEnv, Env, conda_env, env
     from runhouse.resources.function import Function, function
     from runhouse.resources.module import Module, module
+    from runhouse.resources.package import Package, package
     from runhouse.resources.resource import Resource, load
 
     here: Cluster

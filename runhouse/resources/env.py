@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from runhouse.resources.package import Package
 from runhouse.resources.resource import Resource
 
 
@@ -27,14 +28,14 @@ class Env(Resource):
     def __init__(
         self,
         name: str | None = None,
-        reqs: Sequence[str] | str | None = None,
+        reqs: Sequence[str | Package] | str | Package | None = None,
         env_vars: Mapping[str, str] | str | None = None,
         setup_cmds: Sequence[str] | str | None = None,
         working_dir: str | None = "./",
         secrets: Sequence[str] | str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.reqs = _strings(reqs, "reqs")
+        self.reqs = _strings(_requirements(reqs), "reqs")
         self.env_vars = _env_vars(env_vars)
         self.setup_cmds = _strings(setup_cmds, "setup_cmds")
         if working_dir is not None and not isinstance(working_dir, str):
@@ -116,7 +117,7 @@ class CondaEnv(Env):
         self,
         name: str | None = None,
         conda_env: Mapping[str, Any] | str | None = None,
-        reqs: Sequence[str] | str | None = None,
+        reqs: Sequence[str | Package] | str | Package | None = None,
         env_vars: Mapping[str, str] | str | None = None,
         setup_cmds: Sequence[str] | str | None = None,
         working_dir: str | None = "./",
@@ -150,7 +151,7 @@ def _conda_spec(value: Mapping[str, Any] | str | None) -> dict[str, Any]:
 def conda_env(
     name: str | None = None,
     conda_env: Mapping[str, Any] | str | None = None,
-    reqs: Sequence[str] | str | None = None,
+    reqs: Sequence[str | Package] | str | Package | None = None,
     env_vars: Mapping[str, str] | str | None = None,
     setup_cmds: Sequence[str] | str | None = None,
     working_dir: str | None = "./",
@@ -170,7 +171,7 @@ def conda_env(
 
 def env(
     name: str | None = None,
-    reqs: Sequence[str] | str | None = None,
+    reqs: Sequence[str | Package] | str | Package | None = None,
     env_vars: Mapping[str, str] | str | None = None,
     setup_cmds: Sequence[str] | str | None = None,
     working_dir: str | None = "./",
@@ -181,6 +182,14 @@ def env(
     if name is not None and only_name and working_dir == "./":
         return Env.from_name(name)
     return Env(name, reqs, env_vars, setup_cmds, working_dir, secrets)
+
+
+def _requirements(value: Sequence[str | Package] | str | Package | None) -> list[str] | None:
+    # Packages become their requirement strings: the env's config stays plain JSON.
+    if value is None:
+        return None
+    items = [value] if isinstance(value, (str, Package)) else list(value)
+    return [item.requirement() if isinstance(item, Package) else item for item in items]
 
 
 def _strings(value: Sequence[str] | str | None, field: str) -> list[str]:

@@ -21,6 +21,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "env": "runhouse.resources.env",
     "function": "runhouse.resources.function",
     "module": "runhouse.resources.module",
+    "package": "runhouse.resources.package",
     "resource": "runhouse.resources.resource",
 }
 

@@ -54,6 +54,13 @@ class Env(Resource):
             "working_dir": self.working_dir,
         }
 
+    def to(self, system: Any) -> Env:
+        """Build this env on a cluster now (its worker starts with it); returns ``self``."""
+        from runhouse.resources.cluster import as_cluster  # the cluster module imports this one
+
+        as_cluster(system).ensure_env(self)
+        return self
+
     def content_hash(self) -> str:
         """A hash of everything that defines the env (not its name)."""
         content = {k: v for k, v in self.config().items() if k != "name"}

@@ -182,3 +182,21 @@ def test_conda_env_is_built_with_micromamba(
     assert env_record(c, "condaish")["python"] == str(
         Path(args[args.index("-p") + 1]) / "bin" / "python"
     )
+
+
+def test_env_to_builds_ahead_and_wheels_install(cluster: rh.Cluster, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    wheels = tmp_path / "wheels"
+    source = make_package(tmp_path, "8.0")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(source)],
+        check=True,
+    )
+    wheel = next(wheels.glob("tinypkg-8.0-*.whl"))
+    env = rh.env(name="from_wheel", reqs=[str(wheel)])
+    assert env.to(cluster) is env
+    record = env_record(cluster, "from_wheel")
+    assert any(p.startswith("tinypkg") and "8.0" in p for p in record["packages"])
+    assert rh.function(tiny_version).to(cluster, env=env, name="wheel_v")() == "8.0"

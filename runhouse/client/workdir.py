@@ -106,6 +106,8 @@ def _walk(root: Path) -> list[str]:
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     files: list[str] = []
     for folder, dirs, names in os.walk(root):
+        if len(files) > MAX_FILES:
+            raise WorkdirTooLarge(f"{root} has over {MAX_FILES} files to sync")
         relative = Path(folder).relative_to(root).as_posix()
         prefix = "" if relative == "." else relative + "/"
         ignore = Path(folder) / ".gitignore"
@@ -124,5 +126,9 @@ def _walk(root: Path) -> list[str]:
         dirs[:] = sorted(
             d for d in dirs if d not in ALWAYS_SKIPPED and not ignored(prefix + d, True)
         )
-        files += [prefix + n for n in sorted(names) if not ignored(prefix + n, False)]
+        files += [
+            prefix + n
+            for n in sorted(names)
+            if not ignored(prefix + n, False) and os.path.isfile(os.path.join(folder, n))
+        ]
     return files

@@ -19,12 +19,18 @@ _stack_lock = threading.Lock()
 def working_dir(start: Path | None = None) -> Path:
     """The nearest ancestor of ``start`` (default: the cwd) that looks like a project root."""
     here = (start or Path.cwd()).resolve()
+    return project_root(here) or here
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The nearest ancestor holding a project marker, or ``None`` if there is none."""
+    here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         for marker in WORKING_DIR_MARKERS:
             candidate = folder / marker
             if candidate.is_dir() if marker == "rh" else candidate.exists():
                 return folder
-    return here
+    return None
 
 
 def user_folder() -> Address:

@@ -20,7 +20,7 @@ from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
-from runhouse.names.folders import working_dir
+from runhouse.names.folders import project_root
 from runhouse.names.resolver import exists
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
@@ -340,7 +340,9 @@ def code_root(env: Env | None) -> Path | None:
     if chosen is None:
         return None
     if chosen in ("./", "."):
-        return working_dir()  # the project root, as for the local store
+        # The project root, as for the local store. Outside any project (no marker up from
+        # the cwd), there is nothing to sync: the cwd might be $HOME or /tmp.
+        return project_root()
     return Path(chosen).expanduser().resolve()
 
 

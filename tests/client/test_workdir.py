@@ -82,3 +82,34 @@ def test_ignored_files_do_not_reach_the_cluster(
     monkeypatch.syspath_prepend(str(project))
     caller = importlib.import_module("wd_caller")
     assert rh.function(caller.import_both).to(cluster)() == ("visible", False)
+
+
+def test_only_regular_files_are_synced(tmp_path: Path) -> None:
+    import socket
+
+    root = tmp_path / "with_socket"
+    write(root, "mod.py")
+    os.mkfifo(root / "a_fifo")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "a_socket"))
+    try:
+        assert project_files(root) == ["mod.py"]
+    finally:
+        server.close()
+
+
+def test_no_sync_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runhouse.resources.cluster import code_root
+
+    outside = tmp_path / "no_markers_anywhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    if any(
+        (p / m).exists()
+        for p in (outside, *outside.parents)
+        for m in (".git", "pyproject.toml", "setup.py", "requirements.txt")
+    ):
+        pytest.skip("a parent of the temporary folder is itself a project")
+    assert code_root(None) is None
+    assert code_root(rh.env(working_dir="./", reqs=[])) is None
+    assert code_root(rh.env(working_dir=str(outside), reqs=[])) == outside

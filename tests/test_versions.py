@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from runhouse.wire.versions import check, local_versions
 
 import runhouse as rh
+from runhouse.wire.versions import check, local_versions
 
 
 def test_matching_versions_pass_and_are_what_the_env_reports(cluster: rh.Cluster) -> None:

@@ -40,6 +40,27 @@ def _query(params: dict[str, str] | None) -> str:
     return "?" + urlencode(params)
 
 
+class _Connection(HTTPConnection):
+    """``HTTPConnection`` that sends a small request's headers and body in one write.
+
+    http.client writes them separately; two TCP segments make the daemon wake twice per
+    call. ``_send_output`` is private but unchanged from Python 3.10 to 3.13.
+    """
+
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        if isinstance(message_body, bytes) and len(message_body) <= _ONE_WRITE:
+            buffer = self._buffer  # type: ignore[attr-defined]
+            buffer.extend((b"", b""))
+            request = b"\r\n".join(buffer) + message_body
+            del buffer[:]
+            self.send(request)
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+_ONE_WRITE = 1 << 16
+
+
 class DaemonUnreachable(DaemonError):
     """Nothing answered at the daemon's address (it is not running, or not there)."""
 
@@ -228,7 +249,7 @@ class ClusterClient:
         return conn.getresponse()
 
     def _connect(self) -> HTTPConnection:
-        conn = HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn = _Connection(self.host, self.port, timeout=self.timeout)
         try:
             conn.connect()
         except OSError as exc:

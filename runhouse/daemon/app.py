@@ -41,6 +41,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
 _PUBLIC = frozenset({"/_rh/health", "/_rh/openapi.json"})
 _OPS = frozenset({"call", "map", "getattr", "setattr"})
 _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
+_FAILED = frozenset({Kind.ERROR, Kind.REJECTED})
 _KEEP_FINISHED_RUNS = 10_000
 DEFAULT_MAX_BODY = 2 * 1024**3
 
@@ -175,16 +176,20 @@ class Routes:
             return await asgi.send_json(send, 200, {"run_key": run_key})
         try:
             if as_json:
-                await self._answer_json(send, stream)
+                await self._answer_json(send, stream, run)
             else:
                 await self._answer_frames(send, receive, stream, run)
         finally:
             run.done.set()
             self.state.runs.pop(run_key, None)
+            if store_as is not None and run.error is not None:
+                self.state.forget(store_as)  # nothing was stored under it
 
     async def _answer_frames(self, send: Send, receive: Receive, stream: Any, run: Run) -> None:
         first: Frame = await stream.next()
         if first.kind in TERMINAL:
+            if first.kind in _FAILED:
+                run.error = first
             status = _SINGLE_FRAME_STATUS.get(first.kind, 200)
             return await asgi.send_frame(send, status, first.header, first.payload)
         await asgi.start_stream(send)
@@ -195,6 +200,8 @@ class Routes:
             frame = first
             while True:
                 done = frame.kind in TERMINAL
+                if frame.kind in _FAILED:
+                    run.error = frame
                 if len(frame.payload) > 65536:
                     await asgi.stream_part(send, frame.header)
                     await asgi.stream_part(send, frame.payload, more=not done)
@@ -212,7 +219,7 @@ class Routes:
         if not run.done.is_set():
             await run.worker.ask({"op": "cancel", "target": run.call_id})
 
-    async def _answer_json(self, send: Send, stream: Any) -> None:
+    async def _answer_json(self, send: Send, stream: Any, run: Run) -> None:
         items: list[bytes] = []
         while True:
             frame: Frame = await stream.next()
@@ -222,7 +229,8 @@ class Routes:
                 return await asgi.send_bytes(send, 200, asgi.JSON, b"[" + b",".join(items) + b"]")
             elif frame.kind == Kind.RESULT:
                 return await asgi.send_bytes(send, 200, asgi.JSON, frame.payload or b"null")
-            elif frame.kind in (Kind.ERROR, Kind.REJECTED):
+            elif frame.kind in _FAILED:
+                run.error = frame
                 error = json.loads(frame.payload) if frame.payload.startswith(b"{") else None
                 status = 400 if frame.kind == Kind.REJECTED else 500
                 body = {"error": error} if error else {"error": {"message": "call failed"}}

@@ -120,3 +120,18 @@ def test_saved_module_proxy_reloads(cluster: rh.Cluster) -> None:
     assert isinstance(loaded, rh.resources.module.RemoteModule)  # type: ignore[attr-defined]
     assert loaded.increment() == 8  # no class here: every attribute is taken as a method
     assert loaded.remote.count == 8
+
+
+class Picky:
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("size must be positive")
+        self.size = size
+
+
+def test_a_failed_remote_construction_leaves_no_key(cluster: rh.Cluster) -> None:
+    Remote = rh.module(Picky).to(cluster)
+    with pytest.raises(ValueError, match="positive"):
+        Remote(-1, name="picky")
+    assert "picky" not in cluster.keys()
+    assert Remote(2, name="picky").remote.size == 2

@@ -13,6 +13,7 @@ from runhouse._version import __version__
 _EXPORTS: dict[str, str] = {
     "AuthError": "runhouse.exceptions",
     "CallCancelledError": "runhouse.exceptions",
+    "CommandError": "runhouse.exceptions",
     "CondaEnv": "runhouse.resources.env",
     "Cluster": "runhouse.resources.cluster",
     "ConfigError": "runhouse.exceptions",
@@ -33,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "ResourceTypeMismatchError": "runhouse.exceptions",
     "ResourceVersion": "runhouse.names.store",
     "RunhouseError": "runhouse.exceptions",
+    "SSHError": "runhouse.exceptions",
     "SerializationError": "runhouse.exceptions",
     "StoreUnavailableError": "runhouse.exceptions",
     "UnknownResourceTypeError": "runhouse.exceptions",
@@ -79,6 +81,7 @@ if _TYPE_CHECKING:
     from runhouse.exceptions import (
         AuthError,
         CallCancelledError,
+        CommandError,
         ConfigError,
         CorruptConfigError,
         DaemonError,
@@ -91,6 +94,7 @@ if _TYPE_CHECKING:
         ResourceTypeMismatchError,
         RunhouseError,
         SerializationError,
+        SSHError,
         StoreUnavailableError,
         UnknownResourceTypeError,
         VersionMismatchError,

@@ -17,6 +17,8 @@
      ├── WorkerDiedError                                 the env's worker died during the call
      ├── EnvInstallError                                 building an env failed (command, output)
      ├── VersionMismatchError                            client and env disagree on python etc.
+     ├── CommandError                                    a command run for the user failed (rc)
+     ├── SSHError                                        ssh could not connect or log in (says why)
      └── DaemonError                                     the daemon is unreachable or refused
           └── AuthError                                  missing (401) or wrong (403) token
 
@@ -249,3 +251,23 @@ class VersionMismatchError(RunhouseError):
         if pins:
             steps.append(f"install the same versions in the env (reqs: {pins})")
         super().__init__(f"Version mismatch: {sides}. To fix it, {' and '.join(steps)}.")
+
+
+class CommandError(RunhouseError):
+    """A command Runhouse ran on the user's behalf failed."""
+
+    def __init__(self, command: str, returncode: int, stderr: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(f"`{command}` exited with code {returncode}: {stderr.strip()[-2000:]}")
+
+
+class SSHError(RunhouseError):
+    """ssh could not connect or log in; the message says which and what to do."""
+
+    def __init__(self, target: str, reason: str, stderr: str) -> None:
+        self.target = target
+        self.reason = reason
+        self.stderr = stderr
+        super().__init__(f"Cannot run commands on {target}: {reason}. (ssh said: {stderr[-500:]})")

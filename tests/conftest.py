@@ -12,6 +12,9 @@ import pytest
 
 from runhouse.names.folders import reset_folders
 
+# Set by session fixtures for every test: not settings, so not cleared between tests.
+SESSION_VARIABLES = {"RH_SSH_CONTROL_DIR"}
+
 
 @pytest.fixture(autouse=True)
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -22,7 +25,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (root / ".git").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("RH_"):
+        if name.startswith("RH_") and name not in SESSION_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.chdir(root)
     reset_folders()
@@ -68,3 +71,28 @@ def own_daemon_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("RH_DAEMON_DIR", str(root))
     yield root
     local_daemon.stop(local_daemon.files_for(root))
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts() -> Iterator[list[Any]]:
+    """Two real SSH hosts on loopback (different ports, users and homes)."""
+    import shutil as _shutil
+
+    from tests import sshd
+
+    if os.geteuid() != 0 or not _shutil.which("rsync") or not os.path.exists(sshd.SSHD):
+        pytest.skip("SSH hosts need root, openssh-server and rsync (scripts/test installs them)")
+    from runhouse.client.runners.ssh import close_all
+
+    root = sshd.make_root()
+    key = sshd.client_key(root)
+    control = root / "cm"  # the tests' own multiplexed connections, closed at the end
+    control.mkdir(mode=0o700)
+    os.environ["RH_SSH_CONTROL_DIR"] = str(control)
+    hosts = [sshd.start_host(root, f"host{i}", f"rhtest{i}", key) for i in (1, 2)]
+    yield hosts
+    close_all(control)
+    del os.environ["RH_SSH_CONTROL_DIR"]
+    for host in hosts:
+        host.stop()
+    sshd.remove(root)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any, TypeVar
 
 from runhouse.client import local_daemon, workdir
 from runhouse.client.http import ClusterClient, DaemonUnreachable
+from runhouse.client.runners.base import CommandRunner
+from runhouse.client.runners.local import LocalRunner
 from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.daemon.layout import DaemonFiles
@@ -91,6 +94,40 @@ class Cluster(Resource):
     def status(self) -> dict[str, Any]:
         """Envs, workers (pid, memory), objects per env, uptime and versions."""
         return self._with_client(lambda c: c.json("GET", "/_rh/status"))
+
+    # -- commands ----------------------------------------------------------------------
+
+    @property
+    def runner(self) -> CommandRunner:
+        """How commands reach this cluster's machine (here: a local shell)."""
+        return LocalRunner()
+
+    def run(
+        self,
+        commands: str | list[str],
+        env: Env | str | None = None,
+        stream_logs: bool = True,
+    ) -> list[tuple[int, str, str]]:
+        """Run shell commands on the cluster (in ``env``'s Python and variables, if given);
+        returns ``[(returncode, stdout, stderr)]`` and never raises for a failing command."""
+        variables: dict[str, str] = {}
+        if env is not None:
+            name = self.ensure_env(env)
+            record = next((e for e in self.status()["envs"] if e["name"] == name), None)
+            if record is not None:
+                bin_dir = str(Path(record["python"]).parent)
+                variables["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
+            if isinstance(env, Env):
+                variables.update(env.resolved_env_vars())
+        return self.runner.run(commands, env=variables or None, stream_logs=stream_logs)
+
+    def run_python(self, lines: str | list[str], stream_logs: bool = True) -> tuple[int, str, str]:
+        """Run Python code with the cluster's ``python3``."""
+        return self.runner.run_python(lines, stream_logs=stream_logs)
+
+    def rsync(self, source: str, dest: str, up: bool = True) -> None:
+        """Copy files to (``up``) or from the cluster, honouring ``.gitignore``."""
+        self.runner.rsync(source, dest, up=up)
 
     # -- objects -----------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Command runners: run shell commands and sync files on a machine (local, ssh)."""

@@ -1,0 +1,37 @@
+"""The local runner: commands in a bash subprocess, files copied with rsync (or shutil)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from runhouse.client.runners.base import CommandRunner
+from runhouse.exceptions import CommandError
+
+
+class LocalRunner(CommandRunner):
+    """Runs commands on this machine."""
+
+    def argv(self, command: str) -> list[str]:
+        """``bash -c command``."""
+        return ["bash", "-c", command]
+
+    def rsync(self, source: str, dest: str, up: bool = True, gitignore: bool = True) -> None:
+        """Copy ``source`` to ``dest`` on this machine (direction does not matter here)."""
+        src, dst = Path(source).expanduser(), Path(dest).expanduser()
+        if shutil.which("rsync"):
+            command = ["rsync", "-a"] + (["--filter=:- .gitignore"] if gitignore else [])
+            command += [_as_dir(src), str(dst)]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise CommandError(" ".join(command), result.returncode, result.stderr)
+        elif src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+
+
+def _as_dir(path: Path) -> str:
+    # rsync copies a folder's contents when the source ends with a slash.
+    return f"{path}/" if path.is_dir() else str(path)

@@ -15,7 +15,6 @@ import weakref
 from collections import deque
 from collections.abc import Iterator
 from http.client import HTTPConnection, HTTPException, HTTPResponse
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -63,6 +62,10 @@ _ONE_WRITE = 1 << 16
 
 class DaemonUnreachable(DaemonError):
     """Nothing answered at the daemon's address (it is not running, or not there)."""
+
+    def __init__(self, message: str, before_sending: bool = False) -> None:
+        super().__init__(message)
+        self.before_sending = before_sending  # the request surely never reached the daemon
 
 
 class Response:
@@ -223,7 +226,7 @@ class ClusterClient:
         raise DaemonError("unreachable")
 
     def send_object(
-        self, key: str, body: bytes, env: str, resource: bool, path: Path | None = None
+        self, key: str, body: bytes, env: str, resource: bool, path: str | None = None
     ) -> None:
         """Store a serialized object under ``key`` in ``env``'s worker (``path``: add to its
         import path first)."""
@@ -253,7 +256,7 @@ class ClusterClient:
         try:
             conn.connect()
         except OSError as exc:
-            raise self._unreachable(exc) from exc
+            raise self._unreachable(exc, before_sending=True) from exc
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
@@ -271,8 +274,9 @@ class ClusterClient:
     def _release(self, conn: HTTPConnection) -> None:
         self._idle.append(conn)
 
-    def _unreachable(self, exc: BaseException) -> DaemonUnreachable:
-        return DaemonUnreachable(f"Cannot reach the daemon at {self.base_url}: {exc}")
+    def _unreachable(self, exc: BaseException, before_sending: bool = False) -> DaemonUnreachable:
+        message = f"Cannot reach the daemon at {self.base_url}: {exc}"
+        return DaemonUnreachable(message, before_sending)
 
 
 def _close_all(idle: deque[HTTPConnection]) -> None:

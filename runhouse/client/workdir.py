@@ -71,6 +71,18 @@ def sync(root: Path, dest: Path) -> Path:
     return dest
 
 
+def tree_digest(root: Path) -> str:
+    """A digest of the files under ``root`` (names, sizes, mtimes; caches skipped)."""
+    digest = hashlib.sha256()
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in ALWAYS_SKIPPED)
+        for name in sorted(names):
+            st = os.stat(os.path.join(folder, name))
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            digest.update(f"{relative}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
 def mirror_name(root: Path) -> str:
     """A stable folder name for ``root``'s mirror."""
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]

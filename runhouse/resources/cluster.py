@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runhouse.client import local_daemon, workdir
+from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost
 from runhouse.client.http import ClusterClient, DaemonUnreachable
 from runhouse.client.runners.base import CommandRunner
-from runhouse.client.runners.local import LocalRunner
+from runhouse.client.runners.ssh import SSHRunner
 from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.daemon.layout import DaemonFiles
@@ -31,6 +32,7 @@ from runhouse.wire import versions
 from runhouse.wire.serialization import dumps
 
 log = logging.getLogger("runhouse")
+SSH_CRED_FIELDS = ("ssh_user", "ssh_private_key")  # a key's path, never its contents
 T = TypeVar("T")
 BASE_ENV = "base"
 
@@ -40,20 +42,55 @@ class Cluster(Resource):
 
     resource_type = "cluster"
 
-    def __init__(self, name: str | None = None, server_port: int = local_daemon.DEFAULT_PORT):
+    def __init__(
+        self,
+        name: str | None = None,
+        server_port: int = local_daemon.DEFAULT_PORT,
+        host: str | list[str] | None = None,
+        ssh_creds: dict[str, str] | None = None,
+        ssh_port: int | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.server_port = server_port
+        self.host = host
+        self.ssh_creds = {k: v for k, v in (ssh_creds or {}).items() if k in SSH_CRED_FIELDS}
+        self.ssh_port = ssh_port
         self._client: ClusterClient | None = None
+        self._daemon_host: DaemonHost | None = None
         self._lock = threading.Lock()
 
     def config(self) -> dict[str, Any]:
-        """The cluster's config."""
-        return {**super().config(), "server_port": self.server_port}
+        """The cluster's config (a key's path is kept, never a secret's value)."""
+        return {
+            **super().config(),
+            "host": self.host,
+            "server_port": self.server_port,
+            "ssh_creds": dict(self.ssh_creds),
+            "ssh_port": self.ssh_port,
+        }
+
+    @property
+    def daemon_host(self) -> DaemonHost:
+        """Where the daemon runs: this machine, or the (first) host over SSH."""
+        if self._daemon_host is None:
+            if not self.host:
+                self._daemon_host = LocalHost()
+            else:
+                head = self.host[0] if isinstance(self.host, list) else self.host
+                runner = SSHRunner(
+                    head,
+                    user=self.ssh_creds.get("ssh_user"),
+                    port=self.ssh_port,
+                    key=self.ssh_creds.get("ssh_private_key"),
+                )
+                self._daemon_host = SSHHost(runner)
+        return self._daemon_host
 
     def __getstate__(self) -> dict[str, Any]:
         # A cluster travels (inside a function sent elsewhere) without its live connections.
         state = self.__dict__.copy()
         state["_client"] = None
+        state["_daemon_host"] = None
         state["_lock"] = None
         return state
 
@@ -70,7 +107,7 @@ class Cluster(Resource):
 
     def is_up(self) -> bool:
         """Whether the daemon is running and answers its health check."""
-        if local_daemon.running_info(self.files) is None:
+        if self.daemon_host.info() is None:
             return False
         try:
             self._connected(autostart=False).json("GET", "/_rh/health")
@@ -87,7 +124,7 @@ class Cluster(Resource):
         """Stop the daemon (and its workers) and start it again; objects are lost."""
         with self._lock:
             self._drop_client()
-            local_daemon.stop(self.files)
+            self.daemon_host.stop()
             self._client = self._start_client()
         return self
 
@@ -99,8 +136,8 @@ class Cluster(Resource):
 
     @property
     def runner(self) -> CommandRunner:
-        """How commands reach this cluster's machine (here: a local shell)."""
-        return LocalRunner()
+        """How commands reach this cluster's machine (a local shell, or SSH)."""
+        return self.daemon_host.runner
 
     def run(
         self,
@@ -150,10 +187,10 @@ class Cluster(Resource):
         body = ship(obj, f"{key!r}", root if synced is not None else None)
         self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=synced))
 
-    def _sync_working_dir(self, root: Path) -> Path | None:
+    def _sync_working_dir(self, root: Path) -> str | None:
         """Mirror the working dir where this cluster's workers import it from."""
         try:
-            return workdir.sync(root, self.files.root / "workdirs" / workdir.mirror_name(root))
+            return self.daemon_host.sync_workdir(root)
         except workdir.WorkdirTooLarge as exc:
             log.warning("Not syncing the working dir (%s); code will be sent by value.", exc)
             return None
@@ -270,20 +307,26 @@ class Cluster(Resource):
         client = self._client or self._connected(autostart=configs.get("autostart_daemon"))
         try:
             return action(client)
-        except DaemonUnreachable:
-            if local_daemon.running_info(self.files) is not None:
-                raise  # the daemon runs but did not answer: do not send the request twice
+        except DaemonUnreachable as exc:
+            running = self.daemon_host.info() is not None
+            if running and not exc.before_sending:
+                raise  # the daemon runs and may have the request: do not send it twice
             with self._lock:
                 self._drop_client()
+            if running:  # the way there broke (a dead tunnel): open it again
+                log.warning("The connection to the daemon of %s broke; reopening it.", self)
+                return action(self._connected(autostart=False))
             if not configs.get("autostart_daemon"):
                 raise
-            log.warning("The local Runhouse daemon is gone (crashed or stopped); restarting it.")
+            log.warning(
+                "The Runhouse daemon of %s is gone (crashed or stopped); restarting it.", self
+            )
             return action(self._connected(autostart=True))
 
     def _connected(self, autostart: bool) -> ClusterClient:
         with self._lock:
             if self._client is None:
-                info = local_daemon.running_info(self.files)
+                info = self.daemon_host.info()
                 if info is not None:
                     self._client = self._client_for(info)
                 elif autostart:
@@ -294,19 +337,17 @@ class Cluster(Resource):
                     self._client = self._start_client()
                 else:
                     raise DaemonError(
-                        f"No Runhouse daemon runs for {self.files.root}; start one with "
-                        "`runhouse start` (autostart_daemon is off)."
+                        f"No Runhouse daemon runs for {self}; start one with "
+                        "`runhouse start` or c.up_if_not() (autostart_daemon is off)."
                     )
             return self._client
 
     def _start_client(self) -> ClusterClient:
-        return self._client_for(local_daemon.start(self.files, port=self.server_port))
+        return self._client_for(self.daemon_host.start(self.server_port))
 
     def _client_for(self, info: dict[str, Any]) -> ClusterClient:
-        host = info.get("host") or "127.0.0.1"
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        return _shared_client(host, int(info["port"]), self.files.read_token())
+        host, port = self.daemon_host.endpoint(info)
+        return _shared_client(host, port, self.daemon_host.token())
 
     def _drop_client(self) -> None:
         if self._client is not None:
@@ -419,8 +460,18 @@ def _env_name(env: Env | str | None) -> str:
     return env.name or f"env-{env.content_hash()[:12]}"
 
 
-def cluster(name: str | None = None, server_port: int | None = None) -> Cluster:
-    """A cluster: the saved one named ``name``, or the local daemon for ``name='local'``."""
+def cluster(
+    name: str | None = None,
+    server_port: int | None = None,
+    host: str | list[str] | None = None,
+    ssh_creds: dict[str, str] | None = None,
+    ssh_port: int | None = None,
+) -> Cluster:
+    """A cluster: the local daemon (``name='local'``), an SSH host (``host=``), or the saved
+    one named ``name``."""
+    if host is not None:
+        port = local_daemon.DEFAULT_PORT if server_port is None else server_port
+        return Cluster(name, port, host, ssh_creds, ssh_port)
     if name is not None and server_port is None:
         try:
             return Cluster.from_name(name)

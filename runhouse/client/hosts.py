@@ -1,0 +1,246 @@
+"""Where a cluster's daemon runs, and how to reach it: this machine, or a host over SSH.
+
+A ``DaemonHost`` finds, starts and stops the daemon, reads its token, gives the address the
+client connects to (an SSH tunnel for remote hosts) and mirrors the working dir there.
+``Cluster`` talks to one of these and does not care which.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from runhouse._version import __version__
+from runhouse.client import local_daemon, workdir
+from runhouse.client.runners.base import CommandRunner
+from runhouse.client.runners.local import LocalRunner
+from runhouse.client.runners.ssh import SSHRunner
+from runhouse.exceptions import DaemonError
+
+REMOTE_ROOT = "~/.rh"
+
+
+class DaemonHost(ABC):
+    """The machine a cluster's daemon runs on."""
+
+    runner: CommandRunner
+
+    @abstractmethod
+    def info(self) -> dict[str, Any] | None:
+        """The running daemon's info (pid, port), or None."""
+
+    @abstractmethod
+    def start(self, port: int) -> dict[str, Any]:
+        """Start the daemon (installing Runhouse first where needed); returns its info."""
+
+    @abstractmethod
+    def stop(self) -> bool:
+        """Stop the daemon and its workers; whether one was running."""
+
+    @abstractmethod
+    def token(self) -> str | None:
+        """The daemon's bearer token."""
+
+    @abstractmethod
+    def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
+        """The address this client connects to for the daemon described by ``info``."""
+
+    @abstractmethod
+    def sync_workdir(self, root: Path) -> str:
+        """Mirror the working dir where the workers import it from; returns that path."""
+
+
+class LocalHost(DaemonHost):
+    """The daemon on this machine, in the ``daemon_dir`` folder."""
+
+    def __init__(self) -> None:
+        self.runner = LocalRunner()
+
+    @property
+    def files(self) -> local_daemon.DaemonFiles:
+        """The local daemon's files."""
+        return local_daemon.files_for()
+
+    def info(self) -> dict[str, Any] | None:
+        """The local daemon's info, if it runs."""
+        return local_daemon.running_info(self.files)
+
+    def start(self, port: int) -> dict[str, Any]:
+        """Start the local daemon in the background."""
+        return local_daemon.start(self.files, port=port)
+
+    def stop(self) -> bool:
+        """Stop the local daemon."""
+        return local_daemon.stop(self.files)
+
+    def token(self) -> str | None:
+        """The local daemon's token."""
+        return self.files.read_token()
+
+    def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
+        """The daemon's own address (loopback when it listens on all interfaces)."""
+        host = info.get("host") or "127.0.0.1"
+        return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), int(info["port"])
+
+    def sync_workdir(self, root: Path) -> str:
+        """A mirror of ``root`` in the daemon's folder."""
+        return str(workdir.sync(root, self.files.root / "workdirs" / workdir.mirror_name(root)))
+
+
+class SSHHost(DaemonHost):
+    """A daemon on a host reached over SSH, bootstrapped on first use, through a tunnel."""
+
+    def __init__(self, runner: SSHRunner) -> None:
+        self.runner = runner
+        self._ssh = runner
+        self._home: str | None = None
+        self._tunnels: dict[int, int] = {}  # remote port -> local port
+
+    @property
+    def home(self) -> str:
+        """The remote user's home folder."""
+        if self._home is None:
+            [(_, out, _)] = self._ssh.run("echo -n $HOME", stream_logs=False)
+            self._home = out
+        return self._home
+
+    def info(self) -> dict[str, Any] | None:
+        """The remote daemon's info, if its pid is alive there."""
+        script = (
+            f"f={REMOTE_ROOT}/daemon/daemon.json; [ -s $f ] || exit 1; "
+            "pid=$(python3 -c \"import json,sys; print(json.load(open(sys.argv[1]))['pid'])\" $f) "
+            "&& kill -0 $pid 2>/dev/null && cat $f"
+        )
+        [(rc, out, _)] = self._ssh.run(script, stream_logs=False)
+        if rc != 0:
+            return None
+        info = json.loads(out)
+        return info if isinstance(info, dict) else None
+
+    def start(self, port: int) -> dict[str, Any]:
+        """Install this Runhouse on the host if needed, start its daemon, wait for it."""
+        self._ensure_runhouse()
+        start = (
+            f"mkdir -p {REMOTE_ROOT}/daemon && rm -f {REMOTE_ROOT}/daemon/daemon.json && "
+            f"cd ~ && setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon --port {port} "
+            f"--dir {REMOTE_ROOT}/daemon >> {REMOTE_ROOT}/daemon/daemon.log 2>&1 < /dev/null & "
+            # the daemon writes daemon.json once it listens (a wait on the host, not a sleep
+            # of ours: the loop ends as soon as the file is there)
+            f"for i in $(seq 300); do [ -s {REMOTE_ROOT}/daemon/daemon.json ] && exit 0; "
+            "sleep 0.1; done; "
+            f"tail -20 {REMOTE_ROOT}/daemon/daemon.log; exit 1"
+        )
+        [(rc, out, err)] = self._ssh.run(start, stream_logs=False)
+        if rc != 0:
+            raise DaemonError(f"The daemon on {self._ssh.target} did not start:\n{out}{err}")
+        info = self.info()
+        if info is None:
+            raise DaemonError(f"The daemon on {self._ssh.target} started but is not running")
+        return info
+
+    def stop(self) -> bool:
+        """Stop the remote daemon (SIGTERM; it stops its workers)."""
+        info = self.info()
+        if info is None:
+            return False
+        pid = int(info["pid"])
+        wait = (
+            f"kill {pid}; for i in $(seq 150); do kill -0 {pid} 2>/dev/null || exit 0; "
+            f"sleep 0.1; done; kill -9 {pid}"
+        )
+        self._ssh.run(wait, stream_logs=False)
+        self._tunnels.clear()
+        return True
+
+    def token(self) -> str | None:
+        """The remote daemon's token, read over SSH."""
+        [(rc, out, _)] = self._ssh.run(f"cat {REMOTE_ROOT}/daemon/token", stream_logs=False)
+        return out.strip() or None if rc == 0 else None
+
+    def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
+        """A local port forwarded to the daemon through the SSH control connection."""
+        remote_port = int(info["port"])
+        local_port = self._tunnels.get(remote_port) or _free_port()
+        forward = ["ssh", *self._ssh.options(), "-O", "forward"]
+        forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self._ssh.target]
+        self._ssh.run("true", stream_logs=False)  # make sure the control connection is up
+        result = subprocess.run(forward, capture_output=True, text=True)
+        if result.returncode != 0 and "already" not in result.stderr.lower():
+            raise DaemonError(
+                f"Cannot open a tunnel to {self._ssh.target}: {result.stderr.strip()}"
+            )
+        self._tunnels[remote_port] = local_port
+        return "127.0.0.1", local_port
+
+    def sync_workdir(self, root: Path) -> str:
+        """rsync ``root`` (honouring .gitignore) to a mirror on the host."""
+        dest = f"{self.home}/.rh/daemon/workdirs/{workdir.mirror_name(root)}"
+        self._ssh.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
+        self._ssh.rsync(str(root), dest, up=True)
+        return dest
+
+    def _ensure_runhouse(self) -> None:
+        [(rc, _, _)] = self._ssh.run("command -v python3", stream_logs=False)
+        if rc != 0:
+            raise DaemonError(
+                f"{self._ssh.target} has no python3 on its PATH; install Python 3.10+ there."
+            )
+        wheel, digest = build_wheel()
+        marker = f"{REMOTE_ROOT}/venv/.runhouse-source"
+        [(_, installed, _)] = self._ssh.run(f"cat {marker} 2>/dev/null", stream_logs=False)
+        if installed.strip() == digest:
+            return  # this exact code is installed there already
+        remote_wheel = f"{REMOTE_ROOT}/wheels/{digest}/{wheel.name}"
+        self._ssh.run(f"mkdir -p {REMOTE_ROOT}/wheels/{digest}", stream_logs=False)
+        self._ssh.rsync(str(wheel), remote_wheel, up=True, gitignore=False)
+        install = (
+            f"python3 -m venv {REMOTE_ROOT}/venv && {REMOTE_ROOT}/venv/bin/python -m pip install "
+            f"-q --force-reinstall --no-deps {remote_wheel} && "
+            f"{REMOTE_ROOT}/venv/bin/python -m pip install -q {remote_wheel} && "
+            f"echo {digest} > {marker}"
+        )
+        [(rc, out, err)] = self._ssh.run(install, stream_logs=False)
+        if rc != 0:
+            raise DaemonError(
+                f"Installing runhouse on {self._ssh.target} failed:\n{(out + err)[-3000:]}"
+            )
+
+
+def build_wheel() -> tuple[Path, str]:
+    """A wheel of this Runhouse, built from the checkout and cached by content; and that
+    content's digest (hosts re-install when it changes, even at the same version)."""
+    package = Path(__file__).resolve().parents[1]
+    source = package.parent
+    cache = Path.home() / ".rh" / "wheels"
+    if not (source / "pyproject.toml").exists():
+        raise DaemonError(
+            "Runhouse is installed from a release here; install it on the host with "
+            f"`pip install runhouse=={__version__}`."
+        )
+    digest = workdir.tree_digest(package)
+    target = cache / digest
+    existing = sorted(target.glob("runhouse-*.whl"))
+    if existing:
+        return existing[0], digest
+    target.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(target), str(source)],
+        capture_output=True,
+        text=True,
+    )
+    wheels = sorted(target.glob("runhouse-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise DaemonError(f"Building a runhouse wheel failed:\n{result.stderr[-3000:]}")
+    return wheels[0], digest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -126,15 +126,16 @@ class SSHHost(DaemonHost):
     def start(self, port: int) -> dict[str, Any]:
         """Install this Runhouse on the host if needed, start its daemon, wait for it."""
         self._ensure_runhouse()
+        daemon = REMOTE_ROOT + "/daemon"
         start = (
-            f"mkdir -p {REMOTE_ROOT}/daemon && rm -f {REMOTE_ROOT}/daemon/daemon.json && "
-            f"cd ~ && setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon --port {port} "
-            f"--dir {REMOTE_ROOT}/daemon >> {REMOTE_ROOT}/daemon/daemon.log 2>&1 < /dev/null & "
-            # the daemon writes daemon.json once it listens (a wait on the host, not a sleep
-            # of ours: the loop ends as soon as the file is there)
-            f"for i in $(seq 300); do [ -s {REMOTE_ROOT}/daemon/daemon.json ] && exit 0; "
-            "sleep 0.1; done; "
-            f"tail -20 {REMOTE_ROOT}/daemon/daemon.log; exit 1"
+            f"mkdir -p {daemon} && rm -f {daemon}/daemon.json && cd ~ || exit 1\n"
+            # Only the daemon goes to the background, with every stream redirected: anything
+            # holding this session's output open would keep the ssh command from returning.
+            f"setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon --port {port} "
+            f"--dir {daemon} >> {daemon}/daemon.log 2>&1 < /dev/null &\n"
+            # The daemon writes daemon.json once it listens: wait for it on the host.
+            f"for i in $(seq 300); do [ -s {daemon}/daemon.json ] && exit 0; sleep 0.1; done\n"
+            f"tail -20 {daemon}/daemon.log; exit 1"
         )
         [(rc, out, err)] = self._ssh.run(start, stream_logs=False)
         if rc != 0:

@@ -1,0 +1,53 @@
+"""A cluster on an SSH host: bootstrapped from this checkout, reached through a tunnel."""
+
+from __future__ import annotations
+
+import getpass
+import subprocess
+from typing import Any
+
+import runhouse as rh
+
+
+def whoami(x: int) -> tuple[str, int]:
+    print("running remotely")
+    return getpass.getuser(), x * 2
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, n: int) -> int:
+        self.total += n
+        return self.total
+
+
+def test_a_fresh_host_is_bootstrapped_and_called_through_a_tunnel(ssh_hosts: list[Any]) -> None:
+    host = ssh_hosts[1]
+    creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
+    c = rh.cluster(
+        name="remote", host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0
+    )
+    try:
+        fn = rh.function(whoami).to(c)  # installs runhouse there and starts the daemon
+        assert fn(21) == (host.user, 42)  # it ran as the host's user
+        tally = rh.module(Tally).to(c)(name="tally")
+        tally.add(2)
+        assert tally.add(3) == 5
+        status = c.status()
+        assert status["daemon"]["runhouse"] == rh.__version__
+        assert set(c.keys()) >= {"whoami", "tally"}
+
+        saved = c.save().config()
+        assert saved["host"] == "127.0.0.1" and saved["ssh_creds"] == creds
+
+        # The tunnel dies (its forward is cancelled): the next call opens it again.
+        runner = c.daemon_host.runner
+        endpoint = c._connected(autostart=False)
+        cancel = ["ssh", *runner.options(), "-O", "cancel"]  # type: ignore[attr-defined]
+        cancel += ["-L", f"127.0.0.1:{endpoint.port}:127.0.0.1:{status['daemon']['port']}"]
+        subprocess.run([*cancel, runner.target], check=True, capture_output=True)  # type: ignore[attr-defined]
+        assert fn(1) == (host.user, 2)
+    finally:
+        c.daemon_host.stop()

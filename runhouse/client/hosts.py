@@ -112,11 +112,16 @@ class SSHHost(DaemonHost):
 
     def info(self) -> dict[str, Any] | None:
         """The remote daemon's info, if its pid is alive there."""
-        script = (
-            f"f={REMOTE_ROOT}/daemon/daemon.json; [ -s $f ] || exit 1; "
-            "pid=$(python3 -c \"import json,sys; print(json.load(open(sys.argv[1]))['pid'])\" $f) "
-            "&& kill -0 $pid 2>/dev/null && cat $f"
+        # Alive means a process that is not a zombie: a killed daemon whose parent does not
+        # reap it (an init that is not one) still answers `kill -0`.
+        check = (
+            "import json, os, sys\n"
+            "info = json.load(open(os.path.expanduser(sys.argv[1])))\n"
+            "stat = open(f'/proc/{info[\"pid\"]}/stat').read()\n"
+            "sys.exit(1 if stat.rsplit(')', 1)[1].split()[0] == 'Z' else 0)"
         )
+        daemon_json = f"{REMOTE_ROOT}/daemon/daemon.json"
+        script = f"python3 -c {shlex.quote(check)} {daemon_json} 2>/dev/null && cat {daemon_json}"
         [(rc, out, _)] = self._ssh.run(script, stream_logs=False)
         if rc != 0:
             return None

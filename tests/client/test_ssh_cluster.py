@@ -51,3 +51,25 @@ def test_a_fresh_host_is_bootstrapped_and_called_through_a_tunnel(ssh_hosts: lis
         assert fn(1) == (host.user, 2)
     finally:
         c.daemon_host.stop()
+
+
+def test_a_crashed_remote_daemon_is_restarted(ssh_hosts: list[Any], caplog: Any) -> None:
+    import logging
+
+    host = ssh_hosts[0]
+    creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
+    c = rh.cluster(host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0)
+    try:
+        assert rh.function(whoami).to(c)(1) == (host.user, 2)
+        pid = c.status()["daemon"]["pid"]
+        [(rc, _, _)] = c.run(f"kill -9 {pid}", stream_logs=False)
+        assert rc == 0
+        with caplog.at_level(logging.WARNING, logger="runhouse"):
+            fn = rh.function(whoami).to(c)  # the next use finds it gone and starts it again
+        assert "is gone" in caplog.text and "restarting it" in caplog.text
+        assert fn(2) == (host.user, 4)
+        assert c.status()["daemon"]["pid"] != pid
+        c.restart_server()
+        assert rh.function(whoami).to(c)(3) == (host.user, 6)
+    finally:
+        c.daemon_host.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from runhouse.client import local_daemon
@@ -24,12 +25,19 @@ def register(commands: Any) -> None:
     stop.set_defaults(handler=run_stop)
 
     restart = commands.add_parser("restart", help="stop the daemon, then start it again")
+    restart.add_argument("cluster", nargs="?", help="a saved cluster (default: this machine)")
     _address_options(restart)
     restart.set_defaults(handler=run_restart)
 
     status = commands.add_parser("status", help="envs, workers, objects, uptime, versions")
+    status.add_argument("cluster", nargs="?", help="a saved cluster (default: this machine)")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
     status.set_defaults(handler=run_status)
+
+    ssh = commands.add_parser("ssh", help="a shell (or one command) on a saved SSH cluster")
+    ssh.add_argument("cluster", help="name of the saved cluster")
+    ssh.add_argument("command", nargs=argparse.REMAINDER, help="run this instead of a shell")
+    ssh.set_defaults(handler=run_ssh)
 
 
 def _address_options(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +74,11 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 def run_restart(args: argparse.Namespace) -> int:
-    """Stop, then start."""
+    """Stop, then start (a saved cluster's daemon, or this machine's)."""
+    if args.cluster:
+        _saved(args.cluster).restart_server()
+        print(f"Restarted the daemon of {args.cluster}.")
+        return 0
     run_stop(args)
     args.foreground = False
     return run_start(args)
@@ -76,11 +88,18 @@ def run_status(args: argparse.Namespace) -> int:
     """Print the daemon's status; exit 1 if it is not running."""
     from runhouse.resources.cluster import Cluster
 
-    files = local_daemon.files_for()
-    if local_daemon.running_info(files) is None:
-        print(f"No daemon runs for {files.root}. Start one with `runhouse start`.")
-        return 1
-    status = Cluster(name="local").status()
+    if args.cluster:
+        cluster = _saved(args.cluster)
+        if not cluster.is_up():
+            print(f"No daemon runs on {args.cluster}.")
+            return 1
+        status = cluster.status()
+    else:
+        files = local_daemon.files_for()
+        if local_daemon.running_info(files) is None:
+            print(f"No daemon runs for {files.root}. Start one with `runhouse start`.")
+            return 1
+        status = Cluster(name="local").status()
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
@@ -102,3 +121,22 @@ def run_status(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def run_ssh(args: argparse.Namespace) -> int:
+    """Replace this process with ssh to the cluster's host (its options and key)."""
+    from runhouse.client.runners.ssh import SSHRunner
+
+    runner = _saved(args.cluster).runner
+    if not isinstance(runner, SSHRunner):
+        print(f"{args.cluster} is this machine; no ssh needed.")
+        return 1
+    command = ["ssh", *runner.options(), runner.target, *args.command]
+    os.execvp("ssh", command)
+    return 0  # not reached: exec replaced this process
+
+
+def _saved(name: str) -> Any:
+    from runhouse.resources.cluster import Cluster
+
+    return Cluster.from_name(name)

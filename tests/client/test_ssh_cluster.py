@@ -73,3 +73,25 @@ def test_a_crashed_remote_daemon_is_restarted(ssh_hosts: list[Any], caplog: Any)
         assert rh.function(whoami).to(c)(3) == (host.user, 6)
     finally:
         c.daemon_host.stop()
+
+
+def test_cli_status_restart_and_ssh_on_a_saved_cluster(ssh_hosts: list[Any], python: str) -> None:
+    import json as jsonlib
+
+    host = ssh_hosts[1]
+    creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
+    c = rh.cluster(name="box", host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0)
+    c.save()
+    try:
+        c.up_if_not()
+        cli = [python, "-m", "runhouse"]
+        status = subprocess.run([*cli, "status", "box", "--json"], capture_output=True, text=True)
+        assert status.returncode == 0, status.stderr
+        first_pid = jsonlib.loads(status.stdout)["daemon"]["pid"]
+        assert subprocess.run([*cli, "restart", "box"], capture_output=True).returncode == 0
+        status = subprocess.run([*cli, "status", "box", "--json"], capture_output=True, text=True)
+        assert jsonlib.loads(status.stdout)["daemon"]["pid"] != first_pid
+        whoami = subprocess.run([*cli, "ssh", "box", "whoami"], capture_output=True, text=True)
+        assert whoami.stdout.strip() == host.user
+    finally:
+        c.daemon_host.stop()

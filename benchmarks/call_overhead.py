@@ -180,7 +180,6 @@ def main() -> None:
     daemon_dir = tempfile.mkdtemp(prefix="rh-bench-")
     os.environ["RH_DAEMON_DIR"] = daemon_dir  # never the user's own daemon
     import runhouse as rh
-    from runhouse.client import local_daemon
 
     cluster = rh.cluster(name="local", server_port=0)
     try:
@@ -193,7 +192,7 @@ def main() -> None:
         progress(f"throughput: {args.threads} threads x {args.per_thread} calls")
         calls_per_s = throughput(fn, args.threads, args.per_thread)
     finally:
-        local_daemon.stop(cluster.files)
+        cluster.daemon_host.stop()
         shutil.rmtree(daemon_dir, ignore_errors=True)
     progress("floor: raw uvicorn echo")
     echo = echo_times(args.calls, args.warmup)

@@ -64,7 +64,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rh-bench-env-"))
     os.environ["RH_DAEMON_DIR"] = str(work / "daemon")
     import runhouse as rh
-    from runhouse.client import local_daemon
 
     cluster = rh.cluster(name="local", server_port=0).up_if_not()
     first, cached, hand = [], [], []
@@ -80,7 +79,7 @@ def main() -> None:
             cached.append(time.perf_counter() - start)
             hand.append(by_hand(make_package(work, f"benchpkg_b{i}"), work / f"venv{i}"))
     finally:
-        local_daemon.stop(cluster.files)
+        cluster.daemon_host.stop()
         shutil.rmtree(work, ignore_errors=True)
     first_s, cached_s, hand_s = (statistics.median(x) for x in (first, cached, hand))
     print(

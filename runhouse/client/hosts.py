@@ -96,9 +96,10 @@ class LocalHost(DaemonHost):
 class SSHHost(DaemonHost):
     """A daemon on a host reached over SSH, bootstrapped on first use, through a tunnel."""
 
+    runner: SSHRunner
+
     def __init__(self, runner: SSHRunner) -> None:
         self.runner = runner
-        self._ssh = runner
         self._home: str | None = None
         self._tunnels: dict[int, int] = {}  # remote port -> local port
 
@@ -106,7 +107,7 @@ class SSHHost(DaemonHost):
     def home(self) -> str:
         """The remote user's home folder."""
         if self._home is None:
-            [(_, out, _)] = self._ssh.run("echo -n $HOME", stream_logs=False)
+            [(_, out, _)] = self.runner.run("echo -n $HOME", stream_logs=False)
             self._home = out
         return self._home
 
@@ -122,7 +123,7 @@ class SSHHost(DaemonHost):
         )
         daemon_json = f"{REMOTE_ROOT}/daemon/daemon.json"
         script = f"python3 -c {shlex.quote(check)} {daemon_json} 2>/dev/null && cat {daemon_json}"
-        [(rc, out, _)] = self._ssh.run(script, stream_logs=False)
+        [(rc, out, _)] = self.runner.run(script, stream_logs=False)
         if rc != 0:
             return None
         info = json.loads(out)
@@ -142,12 +143,12 @@ class SSHHost(DaemonHost):
             f"for i in $(seq 300); do [ -s {daemon}/daemon.json ] && exit 0; sleep 0.1; done\n"
             f"tail -20 {daemon}/daemon.log; exit 1"
         )
-        [(rc, out, err)] = self._ssh.run(start, stream_logs=False)
+        [(rc, out, err)] = self.runner.run(start, stream_logs=False)
         if rc != 0:
-            raise DaemonError(f"The daemon on {self._ssh.target} did not start:\n{out}{err}")
+            raise DaemonError(f"The daemon on {self.runner.target} did not start:\n{out}{err}")
         info = self.info()
         if info is None:
-            raise DaemonError(f"The daemon on {self._ssh.target} started but is not running")
+            raise DaemonError(f"The daemon on {self.runner.target} started but is not running")
         return info
 
     def stop(self) -> bool:
@@ -160,26 +161,26 @@ class SSHHost(DaemonHost):
             f"kill {pid}; for i in $(seq 150); do kill -0 {pid} 2>/dev/null || exit 0; "
             f"sleep 0.1; done; kill -9 {pid}"
         )
-        self._ssh.run(wait, stream_logs=False)
+        self.runner.run(wait, stream_logs=False)
         self._tunnels.clear()
         return True
 
     def token(self) -> str | None:
         """The remote daemon's token, read over SSH."""
-        [(rc, out, _)] = self._ssh.run(f"cat {REMOTE_ROOT}/daemon/token", stream_logs=False)
+        [(rc, out, _)] = self.runner.run(f"cat {REMOTE_ROOT}/daemon/token", stream_logs=False)
         return out.strip() or None if rc == 0 else None
 
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
         """A local port forwarded to the daemon through the SSH control connection."""
         remote_port = int(info["port"])
         local_port = self._tunnels.get(remote_port) or _free_port()
-        forward = ["ssh", *self._ssh.options(), "-O", "forward"]
-        forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self._ssh.target]
-        self._ssh.run("true", stream_logs=False)  # make sure the control connection is up
+        forward = ["ssh", *self.runner.options(), "-O", "forward"]
+        forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self.runner.target]
+        self.runner.run("true", stream_logs=False)  # make sure the control connection is up
         result = subprocess.run(forward, capture_output=True, text=True)
         if result.returncode != 0 and "already" not in result.stderr.lower():
             raise DaemonError(
-                f"Cannot open a tunnel to {self._ssh.target}: {result.stderr.strip()}"
+                f"Cannot open a tunnel to {self.runner.target}: {result.stderr.strip()}"
             )
         self._tunnels[remote_port] = local_port
         return "127.0.0.1", local_port
@@ -187,34 +188,34 @@ class SSHHost(DaemonHost):
     def sync_workdir(self, root: Path) -> str:
         """rsync ``root`` (honouring .gitignore) to a mirror on the host."""
         dest = f"{self.home}/.rh/daemon/workdirs/{workdir.mirror_name(root)}"
-        self._ssh.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
-        self._ssh.rsync(str(root), dest, up=True)
+        self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
+        self.runner.rsync(str(root), dest, up=True)
         return dest
 
     def _ensure_runhouse(self) -> None:
-        [(rc, _, _)] = self._ssh.run("command -v python3", stream_logs=False)
+        [(rc, _, _)] = self.runner.run("command -v python3", stream_logs=False)
         if rc != 0:
             raise DaemonError(
-                f"{self._ssh.target} has no python3 on its PATH; install Python 3.10+ there."
+                f"{self.runner.target} has no python3 on its PATH; install Python 3.10+ there."
             )
         wheel, digest = build_wheel()
         marker = f"{REMOTE_ROOT}/venv/.runhouse-source"
-        [(_, installed, _)] = self._ssh.run(f"cat {marker} 2>/dev/null", stream_logs=False)
+        [(_, installed, _)] = self.runner.run(f"cat {marker} 2>/dev/null", stream_logs=False)
         if installed.strip() == digest:
             return  # this exact code is installed there already
         remote_wheel = f"{REMOTE_ROOT}/wheels/{digest}/{wheel.name}"
-        self._ssh.run(f"mkdir -p {REMOTE_ROOT}/wheels/{digest}", stream_logs=False)
-        self._ssh.rsync(str(wheel), remote_wheel, up=True, gitignore=False)
+        self.runner.run(f"mkdir -p {REMOTE_ROOT}/wheels/{digest}", stream_logs=False)
+        self.runner.rsync(str(wheel), remote_wheel, up=True, gitignore=False)
         install = (
             f"python3 -m venv {REMOTE_ROOT}/venv && {REMOTE_ROOT}/venv/bin/python -m pip install "
             f"-q --force-reinstall --no-deps {remote_wheel} && "
             f"{REMOTE_ROOT}/venv/bin/python -m pip install -q {remote_wheel} && "
             f"echo {digest} > {marker}"
         )
-        [(rc, out, err)] = self._ssh.run(install, stream_logs=False)
+        [(rc, out, err)] = self.runner.run(install, stream_logs=False)
         if rc != 0:
             raise DaemonError(
-                f"Installing runhouse on {self._ssh.target} failed:\n{(out + err)[-3000:]}"
+                f"Installing runhouse on {self.runner.target} failed:\n{(out + err)[-3000:]}"
             )
 
 

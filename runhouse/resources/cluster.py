@@ -22,7 +22,6 @@ from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.ssh import SSHRunner
 from runhouse.client.shipping import ship
 from runhouse.config import configs
-from runhouse.daemon.layout import DaemonFiles
 from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
 from runhouse.names.folders import project_root
 from runhouse.names.resolver import exists
@@ -97,11 +96,6 @@ class Cluster(Resource):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-
-    @property
-    def files(self) -> DaemonFiles:
-        """The local daemon's folder (the ``daemon_dir`` setting)."""
-        return local_daemon.files_for()
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def test_code_from_the_working_dir_goes_by_reference(
     assert b"raised in a project file" in ship(util.explode, "fn", None)  # by value otherwise
     where = rh.function(util.where).to(cluster)
     file, _ = where()
-    mirror = cluster.files.root / "workdirs"
+    mirror = cluster.daemon_host.files.root / "workdirs"  # type: ignore[attr-defined]
     assert file.startswith(str(mirror)) and file.endswith("shipproj_a/util.py")  # synced
     with pytest.raises(RuntimeError) as info:
         rh.function(util.explode).to(cluster)()

@@ -7,6 +7,8 @@ Measured in one run, each with the same number of sequential calls after a warm-
 * the floor: a raw ASGI echo app served by uvicorn with the daemon's settings (uvloop,
   httptools, no lifespan/access log/proxy/server/date headers) in a child process on a free
   port, called through the same ``ClusterClient``;
+* a reference (no target): the same echo relayed through a forked child process over a
+  socketpair, the least any design with per-env worker processes pays;
 * the peer: a Ray actor's no-op method (``ray.get(actor.noop.remote())``), when ``ray`` is
   importable (null otherwise);
 * throughput: 64 threads sharing one ``Function``, calling it repeatedly.
@@ -59,6 +61,72 @@ print(sock.getsockname()[1], flush=True)  # listening already: connections queue
 uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 """
 
+# The same echo, but each body makes a round trip through a child process over a socketpair
+# first (length-prefixed frames, a blocking reader in the child, an asyncio Protocol in the
+# server): the least a daemon that runs calls in separate worker processes can cost.
+RELAY_SERVER = """
+import asyncio, os, socket, struct, sys, uvicorn, uvloop
+
+LEN = struct.Struct("!I")
+parent, child = socket.socketpair()
+if os.fork() == 0:
+    parent.close()
+    reader = child.makefile("rb")
+    while True:
+        head = reader.read(4)
+        if len(head) < 4:
+            os._exit(0)
+        child.sendall(head + reader.read(LEN.unpack(head)[0]))
+child.close()
+
+class Relay(asyncio.Protocol):
+    def __init__(self):
+        self.buffer, self.waiting = bytearray(), []
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            size = LEN.unpack_from(self.buffer)[0]
+            if len(self.buffer) < 4 + size:
+                break
+            body = bytes(self.buffer[4:4 + size])
+            del self.buffer[:4 + size]
+            self.waiting.pop(0).set_result(body)
+
+relay = None
+
+async def app(scope, receive, send):
+    global relay
+    if relay is None:
+        _, relay = await asyncio.get_running_loop().create_unix_connection(Relay, sock=parent)
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    answer = asyncio.get_running_loop().create_future()
+    relay.waiting.append(answer)
+    relay.transport.write(LEN.pack(len(body)) + body)
+    body = await answer
+    headers = [(b"content-type", b"application/octet-stream"),
+               (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)
+sock.setblocking(False)
+config = uvicorn.Config(app, loop="none", http="httptools", lifespan="off", access_log=False,
+                        log_level="warning", proxy_headers=False, server_header=False,
+                        date_header=False, timeout_keep_alive=3600)
+print(sock.getsockname()[1], flush=True)
+uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
+"""
+
 
 def noop() -> None:
     """The remote no-op being called."""
@@ -97,12 +165,12 @@ def summary(times: list[float] | None) -> dict[str, float] | None:
     return {"p50_ms": round(cuts[49], 4), "p99_ms": round(cuts[98], 4)}
 
 
-def echo_times(calls: int, warmup: int) -> list[float]:
-    """Latencies of the raw uvicorn echo endpoint, served by a child process."""
+def echo_times(calls: int, warmup: int, server: str = ECHO_SERVER) -> list[float]:
+    """Latencies of a raw uvicorn echo endpoint, served by a child process running ``server``."""
     from runhouse.client.http import ClusterClient
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        [sys.executable, "-c", server], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
     try:
         assert proc.stdout is not None
@@ -196,11 +264,14 @@ def main() -> None:
         shutil.rmtree(daemon_dir, ignore_errors=True)
     progress("floor: raw uvicorn echo")
     echo = echo_times(args.calls, args.warmup)
+    progress("reference: the echo relayed through a child process")
+    relay = echo_times(args.calls, args.warmup, RELAY_SERVER)
     progress("peer: Ray actor")
     peer = ray_times(args.calls, args.warmup)
 
     ours_s, echo_s, ray_s = summary(ours), summary(echo), summary(peer)
-    assert ours_s is not None and echo_s is not None
+    relay_s = summary(relay)
+    assert ours_s is not None and echo_s is not None and relay_s is not None
     ratio_echo = ours_s["p50_ms"] / echo_s["p50_ms"]
     ratio_ray = ours_s["p50_ms"] / ray_s["p50_ms"] if ray_s else None
     print(
@@ -212,8 +283,12 @@ def main() -> None:
                 "ours": ours_s,
                 "ours_no_stream_logs": summary(quiet),
                 "echo": echo_s,
+                "echo_via_worker_process": relay_s,
                 "ray": ray_s,
                 "ratio_ours_to_echo_p50": round(ratio_echo, 3),
+                "ratio_ours_to_echo_via_worker_process_p50": round(
+                    ours_s["p50_ms"] / relay_s["p50_ms"], 3
+                ),
                 "ratio_ours_to_ray_p50": round(ratio_ray, 3) if ratio_ray is not None else None,
                 "throughput_calls_per_s": round(calls_per_s, 1),
                 "throughput_calls": args.threads * args.per_thread,

@@ -23,6 +23,7 @@ from runhouse.daemon.state import DaemonState
 
 log = logging.getLogger("runhouse.daemon")
 ALREADY_RUNNING = 3
+_GRACE = 5  # seconds for responses to finish once workers are stopped (a backstop)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -71,13 +72,22 @@ def serve(
         server_header=False,
         date_header=False,
         timeout_keep_alive=3600,
+        timeout_graceful_shutdown=_GRACE,
     )
     server = _server_class()(config)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        def on_signal(sig: int) -> None:
+            # Workers go first: calls still running fail at once with a "stopped" error, so
+            # uvicorn's wait for in-flight responses ends instead of outlasting `stop`.
+            stopping.append(loop.create_task(state.stop()))
+            server.handle_exit(sig, None)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.handle_exit, sig, None)
+            loop.add_signal_handler(sig, on_signal, sig)
         await state.start()
         files.write_info(
             {

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,40 @@ def test_sigterm_stops_the_daemon_cleanly(own_daemon_dir: Path) -> None:
     assert not files.info.exists() and not files.pid.exists()  # removed by the daemon itself
     assert "runhouse daemon stopped" in files.log.read_text()
     assert not local_daemon._alive(worker_pid)
+
+
+def test_stop_ends_a_running_call_with_a_clear_error(own_daemon_dir: Path, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+
+    def wait_forever(marker: str) -> None:
+        import pathlib
+        import threading
+
+        pathlib.Path(marker).touch()
+        threading.Event().wait()
+
+    c = rh.cluster(name="local", server_port=0).up_if_not()
+    fn = rh.function(wait_forever).to(c)
+    files = local_daemon.files_for(own_daemon_dir)
+    failure: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            fn(str(started))
+        except BaseException as exc:
+            failure.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    while not started.exists():  # the call is running on the worker
+        caller.join(0.01)
+    pid = local_daemon.running_info(files)["pid"]
+    os.kill(pid, signal.SIGTERM)
+    caller.join()
+    # The daemon stopped the worker first, so the call failed instead of holding the
+    # daemon until `stop` ran out of patience and killed it.
+    assert len(failure) == 1 and isinstance(failure[0], rh.WorkerDiedError), failure
+    assert "stopped" in str(failure[0])
+    assert local_daemon._wait_for_exit(files, 15)
+    assert "runhouse daemon stopped" in files.log.read_text()
+    assert "graceful shutdown exceeded" not in files.log.read_text()

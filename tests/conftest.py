@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,16 +52,66 @@ def shared_daemon_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     local_daemon.stop(files)
 
 
-@pytest.fixture
-def cluster(shared_daemon_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The local cluster, on the session's daemon; its objects are cleared after the test."""
+@pytest.fixture(scope="session")
+def ssh_cluster(ssh_hosts: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A cluster on the first SSH host, bootstrapped once for the session."""
+    import runhouse as rh
+
+    host = ssh_hosts[0]
+    creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
+    c = rh.cluster(
+        name="sshbox", host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0
+    )
+    with _home(tmp_path_factory.mktemp("ssh-cluster-home")):  # the wheel cache goes there
+        c.up_if_not()
+    yield c
+    c.daemon_host.stop()
+
+
+@pytest.fixture(params=["local", "ssh"])
+def cluster(
+    request: pytest.FixtureRequest, shared_daemon_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Each compute test runs twice: on the local cluster (the session's daemon) and on an
+    SSH host's cluster; the cluster's objects are cleared after the test."""
     import runhouse as rh
 
     monkeypatch.setenv("RH_DAEMON_DIR", str(shared_daemon_dir))
     monkeypatch.setenv("RH_AUTOSTART_DAEMON", "false")  # a test must never start another
-    c = rh.cluster(name="local")
+    if request.param == "ssh":
+        c = request.getfixturevalue("ssh_cluster")
+        c.save()  # in this test's project, so saved functions and other processes find it
+    else:
+        c = rh.cluster(name="local")
     yield c
     c.clear()
+
+
+@pytest.fixture
+def shared_tmp(tmp_path: Path) -> Path:
+    """A folder both this process and a cluster's workers can use, whoever they run as
+    (the SSH hosts are users of this same machine)."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for path in (folder, *folder.parents):
+        if path == Path(tempfile.gettempdir()):
+            break
+        path.chmod(path.stat().st_mode | 0o711)  # traversable by the hosts' users
+    folder.chmod(0o777)
+    return folder
+
+
+@contextlib.contextmanager
+def _home(home: Path) -> Iterator[None]:
+    previous = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["HOME"]
+        else:
+            os.environ["HOME"] = previous
 
 
 @pytest.fixture

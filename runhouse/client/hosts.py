@@ -8,10 +8,12 @@ client connects to (an SSH tunnel for remote hosts) and mirrors the working dir 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,10 @@ class DaemonHost(ABC):
     @abstractmethod
     def sync_workdir(self, root: Path) -> str:
         """Mirror the working dir where the workers import it from; returns that path."""
+
+    def place_requirements(self, reqs: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Env requirements as the daemon must see them (local paths copied there first)."""
+        return reqs
 
 
 class LocalHost(DaemonHost):
@@ -191,6 +197,52 @@ class SSHHost(DaemonHost):
         self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
         self.runner.rsync(str(root), dest, up=True)
         return dest
+
+    def place_requirements(self, reqs: list[dict[str, str]]) -> list[dict[str, str]]:
+        """Copy local package folders, wheels, requirements files and code folders to the
+        host (rsync: only changes travel, mtimes kept so the env's hash is stable there)."""
+        placed = []
+        for req in reqs:
+            if req["kind"] == "requirements":
+                placed.append({**req, "value": self._place_requirements_file(Path(req["value"]))})
+            elif req["kind"] != "pip":
+                placed.append({**req, "value": self._place(Path(req["value"]))})
+            else:
+                placed.append(req)
+        return placed
+
+    def _place(self, source: Path) -> str:
+        """rsync a local file or folder to the host; its path there."""
+        dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(source)}"
+        self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
+        if source.is_dir():
+            self.runner.rsync(str(source), dest, up=True)
+            return dest
+        self.runner.rsync(str(source), f"{dest}/{source.name}", up=True, gitignore=False)
+        return f"{dest}/{source.name}"
+
+    def _place_requirements_file(self, source: Path) -> str:
+        """A requirements file, with the local paths it lists copied and rewritten."""
+        lines = []
+        for line in source.read_text().splitlines():
+            text = line.strip()
+            prefix = "-e " if text.startswith("-e ") else ""
+            spec = text.removeprefix(prefix).strip()
+            if spec.startswith((".", "/", "~")):
+                local = Path(spec).expanduser()
+                local = (local if local.is_absolute() else source.parent / local).resolve()
+                if not local.exists():
+                    raise FileNotFoundError(f"{source} lists {spec!r}: {local} does not exist")
+                line = prefix + self._place(local)
+            lines.append(line)
+        with tempfile.TemporaryDirectory() as tmp:
+            rewritten = Path(tmp, source.name)
+            rewritten.write_text("\n".join(lines) + "\n")
+            os.utime(rewritten, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
+            dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(source)}"
+            self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
+            self.runner.rsync(str(rewritten), f"{dest}/{source.name}", up=True, gitignore=False)
+        return f"{dest}/{source.name}"
 
     def _ensure_runhouse(self) -> None:
         [(rc, _, _)] = self.runner.run("command -v python3", stream_logs=False)

@@ -173,7 +173,7 @@ class EnvBuilder:
     def _create_venv(self, name: str, target: Path) -> str:
         uv = _uv()
         if uv:
-            _run(name, [uv, "venv", "-q", "--python", sys.executable, str(target)], None)
+            _run(name, [uv, "venv", "-q", "--python", sys.executable, str(target)], _uv_environ())
         else:
             _run(name, [sys.executable, "-m", "venv", str(target)], None)
         return str(target / "bin" / "python")
@@ -205,7 +205,7 @@ class EnvBuilder:
     def _install(self, name: str, python: str, args: list[str]) -> None:
         uv = _uv()
         if uv:
-            _run(name, [uv, "pip", "install", "-q", "--python", python, *args], None)
+            _run(name, [uv, "pip", "install", "-q", "--python", python, *args], _uv_environ())
         else:
             _run(name, [python, "-m", "pip", "install", "-q", *args], None)
 
@@ -241,6 +241,12 @@ def _uv() -> str | None:
         return str(find_uv_bin())
     except FileNotFoundError:
         return shutil.which("uv")
+
+
+def _uv_environ() -> dict[str, str]:
+    # uv trusts only its bundled roots by default; hosts behind a proxy or a private index
+    # rely on the system's CA store, as pip and curl there do.
+    return {"UV_NATIVE_TLS": "1", **os.environ}
 
 
 def _run(

@@ -234,7 +234,7 @@ class Cluster(Resource):
         body = {
             "conda": getattr(env, "conda_env", None),
             "env_vars": env.resolved_env_vars(),
-            "reqs": env.resolved_reqs(),
+            "reqs": self.daemon_host.place_requirements(env.resolved_reqs()),
             "setup_cmds": list(env.setup_cmds),
         }
         self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))

@@ -123,7 +123,7 @@ def test_a_changed_host_key_is_refused(ssh_hosts: list[Any], tmp_path: Path) -> 
         runner.run("true", stream_logs=False)
 
 
-def test_cluster_run_in_an_env(cluster: rh.Cluster, tmp_path: Path) -> None:
+def test_cluster_run_in_an_env(cluster: rh.Cluster, shared_tmp: Path) -> None:
     results = cluster.run(["echo hi", "exit 4"], stream_logs=False)
     assert results == [(0, "hi\n", ""), (4, "", "")]
     env = rh.env(name="cmd_env", env_vars={"RH_CMD_VAR": "set"}, setup_cmds=["true"])
@@ -131,6 +131,6 @@ def test_cluster_run_in_an_env(cluster: rh.Cluster, tmp_path: Path) -> None:
     var, python = out.split()
     assert rc == 0 and var == "set" and "/envs/" in python  # the env's own virtualenv
     assert cluster.run_python("print(6 * 7)", stream_logs=False) == (0, "42\n", "")
-    (tmp_path / "a.txt").write_text("a")
-    cluster.rsync(str(tmp_path), str(tmp_path / "copy"))
-    assert (tmp_path / "copy" / "a.txt").read_text() == "a"
+    (shared_tmp / "a.txt").write_text("a")
+    cluster.rsync(str(shared_tmp), str(shared_tmp / "copy"))
+    assert (shared_tmp / "copy" / "a.txt").read_text() == "a"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -38,13 +39,15 @@ def test_code_from_the_working_dir_goes_by_reference(
 ) -> None:
     write_project_module(project, "shipproj_a")
     monkeypatch.syspath_prepend(str(project))
+    for name in [m for m in sys.modules if m.split(".")[0] == "shipproj_a"]:
+        monkeypatch.delitem(sys.modules, name)  # imported by another run, from its project
     util = importlib.import_module("shipproj_a.util")
     assert b"raised in a project file" not in ship(util.explode, "fn", project)  # a reference
     assert b"raised in a project file" in ship(util.explode, "fn", None)  # by value otherwise
     where = rh.function(util.where).to(cluster)
     file, _ = where()
-    mirror = cluster.daemon_host.files.root / "workdirs"  # type: ignore[attr-defined]
-    assert file.startswith(str(mirror)) and file.endswith("shipproj_a/util.py")  # synced
+    mirror = cluster.daemon_host.sync_workdir(project)
+    assert file == f"{mirror}/shipproj_a/util.py"  # synced, and imported from there
     with pytest.raises(RuntimeError) as info:
         rh.function(util.explode).to(cluster)()
     remote_tb = info.value.remote_traceback  # type: ignore[attr-defined]

@@ -56,7 +56,7 @@ def test_a_fresh_host_is_bootstrapped_and_called_through_a_tunnel(ssh_hosts: lis
 def test_a_crashed_remote_daemon_is_restarted(ssh_hosts: list[Any], caplog: Any) -> None:
     import logging
 
-    host = ssh_hosts[0]
+    host = ssh_hosts[1]  # the first host serves the session's `ssh_cluster`
     creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
     c = rh.cluster(host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0)
     try:

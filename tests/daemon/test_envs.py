@@ -85,8 +85,8 @@ def test_a_cached_env_survives_a_daemon_restart(own_daemon_dir: Path, tmp_path: 
     assert json.loads(marker.read_text())["built"] == built
 
 
-def test_setup_commands_run_once_per_env_version(cluster: rh.Cluster, tmp_path: Path) -> None:
-    log = tmp_path / "setup.log"
+def test_setup_commands_run_once_per_env_version(cluster: rh.Cluster, shared_tmp: Path) -> None:
+    log = shared_tmp / "setup.log"
     env = rh.env(name="with_setup", setup_cmds=[f"echo ran >> {log}"])
     rh.function(read_file).to(cluster, env=env)
     rh.function(read_file).to(cluster, env=env)
@@ -94,12 +94,12 @@ def test_setup_commands_run_once_per_env_version(cluster: rh.Cluster, tmp_path: 
 
 
 def test_a_failing_setup_command_is_named_and_nothing_is_kept(
-    cluster: rh.Cluster, tmp_path: Path
+    cluster: rh.Cluster, tmp_path: Path, shared_tmp: Path
 ) -> None:
     stays = rh.function(tiny_version).to(
         cluster, env=rh.env(name="healthy", reqs=[str(make_package(tmp_path, "1.0"))]), name="ok"
     )
-    marker = tmp_path / "fixed"
+    marker = shared_tmp / "fixed"
     env = rh.env(name="fragile", setup_cmds=[f"test -e {marker} || exit 7"])
     with pytest.raises(rh.EnvInstallError) as info:
         rh.function(read_file).to(cluster, env=env)

@@ -89,7 +89,11 @@ def test_status_reports_envs_workers_and_objects(cluster: rh.Cluster) -> None:
     status = cluster.status()
     daemon = status["daemon"]
     assert daemon["runhouse"] == rh.__version__ and daemon["uptime_seconds"] >= 0
-    assert daemon["python"] == ".".join(map(str, sys.version_info[:3]))
+    [(_, host_python, _)] = cluster.run(
+        "python3 -c 'import sys; print(*sys.version_info[:3], sep=\".\")'", stream_logs=False
+    )
+    local = ".".join(map(str, sys.version_info[:3]))
+    assert daemon["python"] == (local if cluster.host is None else host_python.strip())
     envs = {e["name"]: e for e in status["envs"]}
     assert envs["status_env"]["keys"] == ["pid"]
     assert envs["status_env"]["env_vars"] == ["SECRET_NAME"]  # names only, never values

@@ -156,9 +156,9 @@ def test_async_function_and_async_generator(cluster: rh.Cluster) -> None:
 
 
 def test_first_log_line_arrives_before_the_call_ends(
-    cluster: rh.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: rh.Cluster, shared_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_tmp / "gate"
     os.mkfifo(gate)
     fn = rh.function(print_then_wait).to(cluster)
     watcher = LineWatcher("first line")
@@ -277,10 +277,10 @@ def test_run_then_get_from_another_process(
     key = fn.run(20, 22)
     assert fn.get(key) == 42
     script = textwrap.dedent(
-        """
+        f"""
         import runhouse as rh
         from tests.resources.test_function import add
-        fn = rh.function(add).to(rh.cluster(name="local"))
+        fn = rh.function(add).to(rh.cluster(name="{cluster.rns_address}"))
         print(fn.run(1, 1))
         """
     )
@@ -359,7 +359,7 @@ def test_saved_function_is_callable_by_name(cluster: rh.Cluster) -> None:
     loaded = rh.function(name="adder")
     assert loaded.fn is None
     assert loaded(2, 3) == 5
-    assert loaded.config()["system"] == "~/local"  # a named sub-resource, by address
+    assert loaded.config()["system"] == cluster.rns_address  # a named sub-resource, by address
 
 
 def test_large_argument_round_trips(cluster: rh.Cluster) -> None:
@@ -379,9 +379,10 @@ def forever(fifo: str):  # type: ignore[no-untyped-def]
             f.write("stopped")
 
 
-def test_abandoning_a_remote_generator_stops_it(cluster: rh.Cluster, tmp_path: Path) -> None:
-    fifo = tmp_path / "stopped"
+def test_abandoning_a_remote_generator_stops_it(cluster: rh.Cluster, shared_tmp: Path) -> None:
+    fifo = shared_tmp / "stopped"
     os.mkfifo(fifo)
+    fifo.chmod(0o666)  # the worker may run as another user (an SSH host's)
     items = rh.function(forever).to(cluster)(str(fifo))
     assert [next(items) for _ in range(3)] == [0, 1, 2]
     items.close()  # the client walks away from an endless stream

@@ -11,10 +11,13 @@ Measured in one run, each with the same number of sequential calls after a warm-
   socketpair, the least any design with per-env worker processes pays;
 * the peer: a Ray actor's no-op method (``ray.get(actor.noop.remote())``), when ``ray`` is
   importable (null otherwise);
+* ours over SSH: the same no-op on a cluster on a throwaway loopback sshd host
+  (benchmarks/ssh_host.py; needs root, openssh-server, rsync), through the SSH tunnel;
 * throughput: 64 threads sharing one ``Function``, calling it repeatedly.
 
 Prints one JSON line on stdout (progress goes to stderr). Targets: our p50 at most 1.5x the
-echo p50 and at most 0.6x Ray's; at least 2,000 calls/s with 64 callers.
+echo p50 and at most 0.6x Ray's; at least 2,000 calls/s with 64 callers; over SSH, at most
+1.2x the local p50.
 
     .venv/bin/python benchmarks/call_overhead.py [--calls 2000] [--warmup 200]
 """
@@ -207,6 +210,23 @@ def ray_times(calls: int, warmup: int) -> list[float] | None:
         ray.shutdown()
 
 
+def ssh_times(calls: int, warmup: int) -> list[float] | None:
+    """Latencies of the same no-op on an SSH host's cluster, or None if none can run here."""
+    from ssh_host import available, cluster_on, ssh_host
+
+    import runhouse as rh
+
+    if available() is not None:
+        return None
+    with ssh_host("rhbench2") as host:
+        cluster = cluster_on(host)
+        try:
+            fn = rh.function(noop).to(cluster)
+            return timed(fn, calls, warmup)
+        finally:
+            cluster.daemon_host.stop()
+
+
 def throughput(fn: Callable[..., Any], threads: int, per_thread: int) -> float:
     """Calls per second with ``threads`` callers sharing ``fn``, each making ``per_thread``."""
     barrier = threading.Barrier(threads + 1)
@@ -262,6 +282,8 @@ def main() -> None:
     finally:
         cluster.daemon_host.stop()
         shutil.rmtree(daemon_dir, ignore_errors=True)
+    progress("ours over SSH: a cluster on a loopback sshd host, through the tunnel")
+    ssh = ssh_times(args.calls, args.warmup)
     progress("floor: raw uvicorn echo")
     echo = echo_times(args.calls, args.warmup)
     progress("reference: the echo relayed through a child process")
@@ -270,7 +292,7 @@ def main() -> None:
     peer = ray_times(args.calls, args.warmup)
 
     ours_s, echo_s, ray_s = summary(ours), summary(echo), summary(peer)
-    relay_s = summary(relay)
+    relay_s, ssh_s = summary(relay), summary(ssh)
     assert ours_s is not None and echo_s is not None and relay_s is not None
     ratio_echo = ours_s["p50_ms"] / echo_s["p50_ms"]
     ratio_ray = ours_s["p50_ms"] / ray_s["p50_ms"] if ray_s else None
@@ -284,6 +306,10 @@ def main() -> None:
                 "ours_no_stream_logs": summary(quiet),
                 "echo": echo_s,
                 "echo_via_worker_process": relay_s,
+                "ours_over_ssh_tunnel": ssh_s,
+                "ratio_ssh_to_local_p50": (
+                    round(ssh_s["p50_ms"] / ours_s["p50_ms"], 3) if ssh_s else None
+                ),
                 "ray": ray_s,
                 "ratio_ours_to_echo_p50": round(ratio_echo, 3),
                 "ratio_ours_to_echo_via_worker_process_p50": round(
@@ -300,6 +326,10 @@ def main() -> None:
                         "met": ratio_ray <= 0.6 if ratio_ray is not None else None,
                     },
                     "throughput_ge_2000_per_s": {"target": 2000, "met": calls_per_s >= 2000},
+                    "ssh_p50_le_1_2x_local": {
+                        "target": 1.2,
+                        "met": ssh_s["p50_ms"] / ours_s["p50_ms"] <= 1.2 if ssh_s else None,
+                    },
                 },
             }
         )

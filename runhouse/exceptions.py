@@ -218,7 +218,8 @@ class DaemonError(RunhouseError):
 
 
 class AuthError(DaemonError):
-    """The daemon refused the request's token (401 missing, 403 wrong)."""
+    """The daemon refused the request's token (401 missing, 403 wrong), or it is not the
+    daemon the client pinned (its TLS certificate differs)."""
 
 
 class EnvInstallError(RunhouseError):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 from runhouse.client import local_daemon
+from runhouse.exceptions import DaemonError
+from runhouse.wire import exposure
 
 
 def register(commands: Any) -> None:
@@ -45,6 +48,7 @@ def _address_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=local_daemon.DEFAULT_PORT, help="port (0 picks a free one)"
     )
+    exposure.add_arguments(parser)
 
 
 def run_start(args: argparse.Namespace) -> int:
@@ -53,13 +57,19 @@ def run_start(args: argparse.Namespace) -> int:
     if args.foreground:
         from runhouse.daemon.server import serve
 
-        return serve(args.host, args.port, files.root)
+        return serve(exposure.from_arguments(args), args.port, files.root)
     info = local_daemon.running_info(files)
     if info is not None:
         print(f"The daemon already runs (pid {info['pid']}, port {info['port']}).")
         return 0
-    info = local_daemon.start(files, args.host, args.port)
-    print(f"Started the daemon (pid {info['pid']}) on http://{info['host']}:{info['port']}")
+    how = exposure.from_arguments(args)
+    try:
+        info = local_daemon.start(files, args.port, how)
+    except DaemonError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    scheme = "https" if info.get("tls_cert") else "http"
+    print(f"Started the daemon (pid {info['pid']}) on {scheme}://{info['host']}:{info['port']}")
     print(f"Log: {files.log}")
     return 0
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.local import LocalRunner
 from runhouse.client.runners.ssh import SSHRunner
 from runhouse.exceptions import DaemonError
+from runhouse.wire.exposure import Exposure
 
 REMOTE_ROOT = "~/.rh"
 
@@ -38,7 +40,7 @@ class DaemonHost(ABC):
         """The running daemon's info (pid, port), or None."""
 
     @abstractmethod
-    def start(self, port: int) -> dict[str, Any]:
+    def start(self, port: int, how: Exposure) -> dict[str, Any]:
         """Start the daemon (installing Runhouse first where needed); returns its info."""
 
     @abstractmethod
@@ -52,6 +54,10 @@ class DaemonHost(ABC):
     @abstractmethod
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
         """The address this client connects to for the daemon described by ``info``."""
+
+    @abstractmethod
+    def certificate(self, info: dict[str, Any]) -> str | None:
+        """The TLS certificate (PEM) the daemon serves, to pin; None for plain HTTP."""
 
     @abstractmethod
     def sync_workdir(self, root: Path) -> str:
@@ -77,9 +83,9 @@ class LocalHost(DaemonHost):
         """The local daemon's info, if it runs."""
         return local_daemon.running_info(self.files)
 
-    def start(self, port: int) -> dict[str, Any]:
+    def start(self, port: int, how: Exposure) -> dict[str, Any]:
         """Start the local daemon in the background."""
-        return local_daemon.start(self.files, port=port)
+        return local_daemon.start(self.files, port, how)
 
     def stop(self) -> bool:
         """Stop the local daemon."""
@@ -94,6 +100,11 @@ class LocalHost(DaemonHost):
         host = info.get("host") or "127.0.0.1"
         return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), int(info["port"])
 
+    def certificate(self, info: dict[str, Any]) -> str | None:
+        """The local daemon's certificate, read from its file."""
+        path = info.get("tls_cert")
+        return Path(path).read_text() if path else None
+
     def sync_workdir(self, root: Path) -> str:
         """A mirror of ``root`` in the daemon's folder."""
         return str(workdir.sync(root, self.files.root / "workdirs" / workdir.mirror_name(root)))
@@ -104,8 +115,9 @@ class SSHHost(DaemonHost):
 
     runner: SSHRunner
 
-    def __init__(self, runner: SSHRunner) -> None:
+    def __init__(self, runner: SSHRunner, tunnel: bool = True) -> None:
         self.runner = runner
+        self.tunnel = tunnel  # False: the daemon is exposed, and reached at the host directly
         self._home: str | None = None
         self._tunnels: dict[int, int] = {}  # remote port -> local port
 
@@ -135,15 +147,23 @@ class SSHHost(DaemonHost):
         info = json.loads(out)
         return info if isinstance(info, dict) else None
 
-    def start(self, port: int) -> dict[str, Any]:
+    def start(self, port: int, how: Exposure) -> dict[str, Any]:
         """Install this Runhouse on the host if needed, start its daemon, wait for it."""
+        problem = how.problem()
+        if problem is not None:
+            raise DaemonError(f"Not starting the daemon on {self.runner.target}: {problem}")
         self._ensure_runhouse()
+        if how.certfile and how.keyfile:  # local files: the daemon reads them on the host
+            certfile = self._place(Path(how.certfile).expanduser().resolve())
+            keyfile = self._place(Path(how.keyfile).expanduser().resolve())
+            how = replace(how, certfile=certfile, keyfile=keyfile)
+        flags = " ".join(shlex.quote(flag) for flag in how.argv())
         daemon = REMOTE_ROOT + "/daemon"
         start = (
             f"mkdir -p {daemon} && rm -f {daemon}/daemon.json && cd ~ || exit 1\n"
             # Only the daemon goes to the background, with every stream redirected: anything
             # holding this session's output open would keep the ssh command from returning.
-            f"setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon --port {port} "
+            f"setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon {flags} --port {port} "
             f"--dir {daemon} >> {daemon}/daemon.log 2>&1 < /dev/null &\n"
             # The daemon writes daemon.json once it listens: wait for it on the host.
             f"for i in $(seq 300); do [ -s {daemon}/daemon.json ] && exit 0; sleep 0.1; done\n"
@@ -177,8 +197,11 @@ class SSHHost(DaemonHost):
         return out.strip() or None if rc == 0 else None
 
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
-        """A local port forwarded to the daemon through the SSH control connection."""
+        """A local port forwarded to the daemon through the SSH control connection (or the
+        host's own address, for an exposed daemon)."""
         remote_port = int(info["port"])
+        if not self.tunnel:
+            return self.runner.host, remote_port
         local_port = self._tunnels.get(remote_port) or _free_port()
         forward = ["ssh", *self.runner.options(), "-O", "forward"]
         forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self.runner.target]
@@ -190,6 +213,18 @@ class SSHHost(DaemonHost):
             )
         self._tunnels[remote_port] = local_port
         return "127.0.0.1", local_port
+
+    def certificate(self, info: dict[str, Any]) -> str | None:
+        """The remote daemon's certificate, read over SSH (so it can be pinned)."""
+        path = info.get("tls_cert")
+        if not path:
+            return None
+        [(rc, out, err)] = self.runner.run(f"cat {shlex.quote(path)}", stream_logs=False)
+        if rc != 0:
+            raise DaemonError(
+                f"Cannot read the daemon's certificate on {self.runner.target}: {err}"
+            )
+        return out
 
     def sync_workdir(self, root: Path) -> str:
         """rsync ``root`` (honouring .gitignore) to a mirror on the host."""

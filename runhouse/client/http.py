@@ -10,11 +10,12 @@ import json
 import re
 import select
 import socket
+import ssl
 import sys
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from http.client import HTTPConnection, HTTPException, HTTPResponse
+from http.client import HTTPConnection, HTTPException, HTTPResponse, HTTPSConnection
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -39,8 +40,8 @@ def _query(params: dict[str, str] | None) -> str:
     return "?" + urlencode(params)
 
 
-class _Connection(HTTPConnection):
-    """``HTTPConnection`` that sends a small request's headers and body in one write.
+class _OneWrite:
+    """Sends a small request's headers and body in one write (mixed into a connection).
 
     http.client writes them separately; two TCP segments make the daemon wake twice per
     call. ``_send_output`` is private but unchanged from Python 3.10 to 3.13.
@@ -52,9 +53,25 @@ class _Connection(HTTPConnection):
             buffer.extend((b"", b""))
             request = b"\r\n".join(buffer) + message_body
             del buffer[:]
-            self.send(request)
+            self.send(request)  # type: ignore[attr-defined]
             return
         super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+class _Connection(_OneWrite, HTTPConnection):
+    """Plain HTTP (loopback, or an SSH tunnel)."""
+
+
+class _TLSConnection(_OneWrite, HTTPSConnection):
+    """HTTPS to an exposed daemon."""
+
+
+def pinned_context(certificate: str) -> ssl.SSLContext:
+    """TLS that trusts exactly the daemon's own certificate (PEM), whatever its hostname."""
+    context = ssl.create_default_context(cadata=certificate)
+    context.check_hostname = False  # the pinned certificate is the identity, not a name
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued leaf pins as well
+    return context
 
 
 _ONE_WRITE = 1 << 16
@@ -118,11 +135,20 @@ class Response:
 class ClusterClient:
     """Talks to one daemon over pooled keep-alive connections; safe to share across threads."""
 
-    def __init__(self, host: str, port: int, token: str | None, timeout: float | None = None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str | None,
+        timeout: float | None = None,
+        certificate: str | None = None,
+    ):
         self.host = host
         self.port = port
         self.token = token
         self.timeout = timeout
+        self.certificate = certificate  # the daemon's TLS certificate (PEM), pinned
+        self._tls = pinned_context(certificate) if certificate else None
         self._idle: deque[HTTPConnection] = deque()
         self._auth = f"Bearer {token}" if token else None
         # Idle pooled sockets are closed when the client goes away, not left to the GC.
@@ -131,7 +157,7 @@ class ClusterClient:
     @property
     def base_url(self) -> str:
         """The daemon's URL."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def request(
         self,
@@ -252,9 +278,20 @@ class ClusterClient:
         return conn.getresponse()
 
     def _connect(self) -> HTTPConnection:
-        conn = _Connection(self.host, self.port, timeout=self.timeout)
+        conn: HTTPConnection
+        if self._tls is None:
+            conn = _Connection(self.host, self.port, timeout=self.timeout)
+        else:
+            conn = _TLSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
         try:
             conn.connect()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise AuthError(
+                f"The daemon at {self.base_url} presented a certificate other than the one "
+                f"pinned for it ({exc.verify_message}): this is not that daemon, or its "
+                "certificate changed. Reconnect through the cluster to pin the new one."
+            ) from None
         except OSError as exc:
             raise self._unreachable(exc, before_sending=True) from exc
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

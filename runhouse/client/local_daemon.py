@@ -22,8 +22,10 @@ from typing import Any
 
 from runhouse.daemon.layout import DaemonFiles, default_dir
 from runhouse.exceptions import DaemonError
+from runhouse.wire.exposure import Exposure
 
 DEFAULT_PORT = 32300
+LOOPBACK = Exposure()
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -46,12 +48,18 @@ def running_info(files: DaemonFiles) -> dict[str, Any] | None:
 
 
 def start(
-    files: DaemonFiles, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout: float = 60
+    files: DaemonFiles,
+    port: int = DEFAULT_PORT,
+    how: Exposure = LOOPBACK,
+    timeout: float = 60,
 ) -> dict[str, Any]:
     """Start the daemon in the background and wait until it listens; returns its info."""
+    problem = how.problem()
+    if problem is not None:
+        raise DaemonError(f"Not starting the daemon: {problem}")
     files.ensure_root()
     read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "runhouse.daemon", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "runhouse.daemon", *how.argv(), "--port", str(port)]
     command += ["--dir", str(files.root), "--ready-fd", str(write_end)]
     with open(files.log, "ab") as log:
         proc = subprocess.Popen(

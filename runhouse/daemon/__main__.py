@@ -7,6 +7,7 @@ from pathlib import Path
 
 from runhouse.daemon.layout import default_dir
 from runhouse.daemon.server import serve
+from runhouse.wire import exposure
 
 
 def main() -> int:
@@ -16,8 +17,10 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=32300, help="0 picks a free port")
     parser.add_argument("--dir", type=Path, default=None, help="the daemon's folder")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    exposure.add_arguments(parser)
     args = parser.parse_args()
-    return serve(args.host, args.port, args.dir or default_dir(), args.ready_fd)
+    how = exposure.from_arguments(args)
+    return serve(how, args.port, args.dir or default_dir(), args.ready_fd)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from runhouse._version import __version__
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app
@@ -20,9 +21,13 @@ from runhouse.daemon.engines.process import ProcessEngine
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
+from runhouse.daemon.tls import certificate
+from runhouse.exceptions import DaemonError
+from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse.daemon")
 ALREADY_RUNNING = 3
+REFUSED = 2
 _GRACE = 5  # seconds for responses to finish once workers are stopped (a backstop)
 
 
@@ -38,7 +43,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(
-    host: str, port: int, root: Path, ready_fd: int | None = None, max_body: int = DEFAULT_MAX_BODY
+    how: Exposure,
+    port: int,
+    root: Path,
+    ready_fd: int | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
     import uvicorn
@@ -46,6 +55,11 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    problem = how.problem()
+    if problem is not None:
+        print(f"runhouse: {problem}", file=sys.stderr)
+        return REFUSED
+    host = how.host
     files = DaemonFiles(root)
     files.ensure_root()
     lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -57,7 +71,15 @@ def serve(
             f"runhouse: a daemon already runs for {root} (pid {info.get('pid')})", file=sys.stderr
         )
         return ALREADY_RUNNING
-    token = files.ensure_token()
+    token = files.ensure_token() if how.auth else None
+    tls: dict[str, Any] = {}
+    if how.tls:
+        try:
+            cert, key = certificate(root / "tls", how.certfile, how.keyfile)
+        except DaemonError as exc:
+            print(f"runhouse: {exc}", file=sys.stderr)
+            return REFUSED
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     state = DaemonState(ProcessEngine(), token, port, EnvBuilder(root / "envs", root / "support"))
@@ -73,6 +95,7 @@ def serve(
         date_header=False,
         timeout_keep_alive=3600,
         timeout_graceful_shutdown=_GRACE,
+        **tls,
     )
     server = _server_class()(config)
 
@@ -96,14 +119,18 @@ def serve(
                 "port": port,
                 "runhouse": __version__,
                 "started": time.time(),
+                "auth": how.auth,
+                "tls_cert": tls.get("ssl_certfile"),
             }
         )
         log.info(
-            "runhouse daemon %s listening on http://%s:%d (pid %d)",
+            "runhouse daemon %s listening on %s://%s:%d (pid %d)%s",
             __version__,
+            "https" if tls else "http",
             host,
             port,
             os.getpid(),
+            "" if how.auth else ", without auth",
         )
         if ready_fd is not None:
             os.write(ready_fd, f"ready {port}\n".encode())

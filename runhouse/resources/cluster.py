@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -23,11 +24,13 @@ from runhouse.client.runners.ssh import SSHRunner
 from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
+from runhouse.fileio import atomic_write
 from runhouse.names.folders import project_root
 from runhouse.names.resolver import exists
 from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource
 from runhouse.wire import versions
+from runhouse.wire.exposure import Exposure
 from runhouse.wire.serialization import dumps
 
 log = logging.getLogger("runhouse")
@@ -48,12 +51,23 @@ class Cluster(Resource):
         host: str | list[str] | None = None,
         ssh_creds: dict[str, str] | None = None,
         ssh_port: int | None = None,
+        server_connection_type: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        den_auth: bool = False,
+        insecure: bool = False,
     ) -> None:
         super().__init__(name=name)
         self.server_port = server_port
         self.host = host
         self.ssh_creds = {k: v for k, v in (ssh_creds or {}).items() if k in SSH_CRED_FIELDS}
         self.ssh_port = ssh_port
+        self.server_connection_type = server_connection_type or ("ssh" if host else "none")
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
+        self.den_auth = den_auth
+        self.insecure = insecure
+        _check_connection_settings(self)
         self._client: ClusterClient | None = None
         self._daemon_host: DaemonHost | None = None
         self._lock = threading.Lock()
@@ -66,7 +80,25 @@ class Cluster(Resource):
             "server_port": self.server_port,
             "ssh_creds": dict(self.ssh_creds),
             "ssh_port": self.ssh_port,
+            "server_connection_type": self.server_connection_type,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "den_auth": self.den_auth,
+            "insecure": self.insecure,
         }
+
+    @property
+    def exposure(self) -> Exposure:
+        """How this cluster's daemon listens: loopback behind SSH, or exposed (TLS or not)."""
+        exposed = self.host is not None and self.server_connection_type != "ssh"
+        return Exposure(
+            host="0.0.0.0" if exposed else "127.0.0.1",
+            tls=self.server_connection_type == "tls",
+            certfile=self.ssl_certfile,
+            keyfile=self.ssl_keyfile,
+            auth=not self.insecure,
+            insecure=self.insecure,
+        )
 
     @property
     def daemon_host(self) -> DaemonHost:
@@ -82,7 +114,7 @@ class Cluster(Resource):
                     port=self.ssh_port,
                     key=self.ssh_creds.get("ssh_private_key"),
                 )
-                self._daemon_host = SSHHost(runner)
+                self._daemon_host = SSHHost(runner, tunnel=self.server_connection_type == "ssh")
         return self._daemon_host
 
     def __getstate__(self) -> dict[str, Any]:
@@ -295,6 +327,17 @@ class Cluster(Resource):
         """The daemon's bearer token (for plain HTTP clients such as curl)."""
         return self._with_client(lambda c: c.token)
 
+    def certificate_file(self) -> Path | None:
+        """The daemon's TLS certificate saved as a file (for curl's ``--cacert``), or None."""
+        pem = self._with_client(lambda c: c.certificate)
+        if pem is None:
+            return None
+        digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+        path = Path.home() / ".rh" / "certs" / f"{digest}.pem"
+        if not path.exists():
+            atomic_write(path, pem)
+        return path
+
     # -- connection --------------------------------------------------------------------
 
     def _with_client(self, action: Callable[[ClusterClient], T]) -> T:
@@ -337,11 +380,12 @@ class Cluster(Resource):
             return self._client
 
     def _start_client(self) -> ClusterClient:
-        return self._client_for(self.daemon_host.start(self.server_port))
+        return self._client_for(self.daemon_host.start(self.server_port, self.exposure))
 
     def _client_for(self, info: dict[str, Any]) -> ClusterClient:
         host, port = self.daemon_host.endpoint(info)
-        return _shared_client(host, port, self.daemon_host.token())
+        token = self.daemon_host.token() if info.get("auth", True) else None
+        return _shared_client(host, port, token, self.daemon_host.certificate(info))
 
     def _drop_client(self) -> None:
         if self._client is not None:
@@ -352,22 +396,46 @@ class Cluster(Resource):
 _checked_envs: set[tuple[str, str]] = set()  # (daemon URL, env) whose versions agree
 
 # One client per daemon, whichever Cluster objects point at it, so connections are reused.
-_clients: dict[tuple[str, int, str | None], ClusterClient] = {}
+_clients: dict[tuple[str, int, str | None, str | None], ClusterClient] = {}
 _clients_lock = threading.Lock()
 
 
-def _shared_client(host: str, port: int, token: str | None) -> ClusterClient:
+def _shared_client(host: str, port: int, token: str | None, cert: str | None) -> ClusterClient:
     with _clients_lock:
-        client = _clients.get((host, port, token))
+        client = _clients.get((host, port, token, cert))
         if client is None:
-            client = _clients[(host, port, token)] = ClusterClient(host, port, token)
+            client = ClusterClient(host, port, token, certificate=cert)
+            _clients[(host, port, token, cert)] = client
         return client
 
 
 def _forget_client(client: ClusterClient) -> None:
     with _clients_lock:
-        _clients.pop((client.host, client.port, client.token), None)
+        _clients.pop((client.host, client.port, client.token, client.certificate), None)
     client.close()
+
+
+_CONNECTION_TYPES = ("ssh", "tls", "none")
+
+
+def _check_connection_settings(c: Cluster) -> None:
+    """Bad combinations fail when the cluster is made, not when it is first used."""
+    if c.server_connection_type not in _CONNECTION_TYPES:
+        raise ValueError(
+            f"server_connection_type must be one of {_CONNECTION_TYPES}, "
+            f"not {c.server_connection_type!r}"
+        )
+    if c.server_connection_type == "ssh" and not c.host:
+        raise ValueError('server_connection_type="ssh" needs a host')
+    if (c.ssl_certfile or c.ssl_keyfile) and c.server_connection_type != "tls":
+        raise ValueError('ssl_certfile/ssl_keyfile need server_connection_type="tls"')
+    if bool(c.ssl_certfile) != bool(c.ssl_keyfile):
+        raise ValueError("give both ssl_certfile and ssl_keyfile, or neither (self-signed)")
+    if c.den_auth:
+        raise ValueError(
+            "den_auth=True checks tokens against a Den server, and this client has none "
+            "configured; leave den_auth off (the cluster's own token is required)"
+        )
 
 
 class ObjectRef:
@@ -460,20 +528,32 @@ def cluster(
     host: str | list[str] | None = None,
     ssh_creds: dict[str, str] | None = None,
     ssh_port: int | None = None,
+    server_connection_type: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    den_auth: bool = False,
+    insecure: bool = False,
 ) -> Cluster:
     """A cluster: the local daemon (``name='local'``), an SSH host (``host=``), or the saved
-    one named ``name``."""
-    if host is not None:
-        port = local_daemon.DEFAULT_PORT if server_port is None else server_port
-        return Cluster(name, port, host, ssh_creds, ssh_port)
-    if name is not None and server_port is None:
+    one named ``name``. ``server_connection_type``: ``ssh`` (a tunnel; the default with a
+    host), ``tls`` (HTTPS, the certificate pinned) or ``none`` (HTTP); a token is required
+    unless ``insecure=True``."""
+    settings: dict[str, Any] = {
+        "server_connection_type": server_connection_type,
+        "ssl_certfile": ssl_certfile,
+        "ssl_keyfile": ssl_keyfile,
+        "den_auth": den_auth,
+        "insecure": insecure,
+    }
+    customized = host is not None or server_port is not None or any(settings.values())
+    if name is not None and not customized:
         try:
             return Cluster.from_name(name)
         except ResourceNotFoundError:
             if name.rsplit("/", 1)[-1] != "local":
                 raise
     port = local_daemon.DEFAULT_PORT if server_port is None else server_port
-    return Cluster(name=name, server_port=port)
+    return Cluster(name, port, host, ssh_creds, ssh_port, **settings)
 
 
 def here() -> Cluster:

@@ -149,6 +149,9 @@ class Function(Resource):
         token = cluster.token()
         if token:
             parts += ["-H", f"Authorization: Bearer {token}"]
+        certificate = cluster.certificate_file()
+        if certificate is not None:
+            parts += ["--cacert", str(certificate)]
         parts += ["-d", body]
         return " ".join(shlex.quote(p) for p in parts)
 

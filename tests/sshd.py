@@ -59,8 +59,8 @@ def ensure_user(user: str) -> Path:
     return home
 
 
-def start_host(root: Path, name: str, user: str, client_key: Path) -> SSHHost:
-    """Start an sshd for ``user`` whose home lives under ``root``."""
+def start_host(root: Path, name: str, user: str, client_key: Path, extra: str = "") -> SSHHost:
+    """Start an sshd for ``user`` whose home lives under ``root`` (``extra``: more config)."""
     home = ensure_user(user)
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def start_host(root: Path, name: str, user: str, client_key: Path) -> SSHHost:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {root / name}.pid\n"
         "PasswordAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
         "UsePAM no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\n"
-        "MaxStartups 100:30:200\nMaxSessions 100\nStrictModes yes\n"
+        "MaxStartups 100:30:200\nMaxSessions 100\nStrictModes yes\n" + extra
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     proc = subprocess.Popen(

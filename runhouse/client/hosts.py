@@ -202,7 +202,13 @@ class SSHHost(DaemonHost):
         remote_port = int(info["port"])
         if not self.tunnel:
             return self.runner.host, remote_port
-        local_port = self._tunnels.get(remote_port) or _free_port()
+        local_port = self.forward(self._tunnels.get(remote_port) or free_port(), remote_port)
+        self._tunnels[remote_port] = local_port
+        return "127.0.0.1", local_port
+
+    def forward(self, local_port: int, remote_port: int) -> int:
+        """Forward ``127.0.0.1:local_port`` here to ``remote_port`` on the host's loopback,
+        through the control connection (``ssh -O forward -L``); returns the local port."""
         forward = ["ssh", *self.runner.options(), "-O", "forward"]
         forward += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self.runner.target]
         self.runner.run("true", stream_logs=False)  # make sure the control connection is up
@@ -211,8 +217,7 @@ class SSHHost(DaemonHost):
             raise DaemonError(
                 f"Cannot open a tunnel to {self.runner.target}: {result.stderr.strip()}"
             )
-        self._tunnels[remote_port] = local_port
-        return "127.0.0.1", local_port
+        return local_port
 
     def certificate(self, info: dict[str, Any]) -> str | None:
         """The remote daemon's certificate, read over SSH (so it can be pinned)."""
@@ -334,7 +339,8 @@ def build_wheel() -> tuple[Path, str]:
     return wheels[0], digest
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on this machine's loopback."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

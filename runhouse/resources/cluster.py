@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runhouse.client import local_daemon, workdir
-from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost
+from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
 from runhouse.client.http import ClusterClient, DaemonUnreachable
 from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.ssh import SSHRunner
@@ -191,6 +192,28 @@ class Cluster(Resource):
     def rsync(self, source: str, dest: str, up: bool = True) -> None:
         """Copy files to (``up``) or from the cluster, honouring ``.gitignore``."""
         self.runner.rsync(source, dest, up=up)
+
+    def ssh(self, *command: str) -> int:
+        """An interactive shell on the cluster's host (or ``command``); its exit code."""
+        runner = self._ssh_host().runner
+        return subprocess.call(["ssh", "-t", *runner.options(), runner.target, *command])
+
+    def ssh_tunnel(self, local_port: int | None = None, remote_port: int | None = None) -> int:
+        """Forward a local port (default: a free one) to ``remote_port`` on the host (default:
+        the daemon's); returns the local port. It lives as long as the SSH connection."""
+        host = self._ssh_host()
+        if remote_port is None:
+            info = host.info()
+            if info is None:
+                raise DaemonError(f"No daemon runs on {self}; give remote_port, or up_if_not()")
+            remote_port = int(info["port"])
+        return host.forward(local_port or free_port(), remote_port)
+
+    def _ssh_host(self) -> SSHHost:
+        host = self.daemon_host
+        if not isinstance(host, SSHHost):
+            raise ValueError(f"{self} is this machine: there is no SSH host to connect to")
+        return host
 
     # -- objects -----------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import getpass
 import subprocess
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 import runhouse as rh
 
@@ -95,3 +98,43 @@ def test_cli_status_restart_and_ssh_on_a_saved_cluster(ssh_hosts: list[Any], pyt
         assert whoami.stdout.strip() == host.user
     finally:
         c.daemon_host.stop()
+
+
+def test_ssh_tunnel_and_ssh(ssh_cluster: Any) -> None:
+    import urllib.request
+
+    port = ssh_cluster.ssh_tunnel()  # a free local port to the daemon
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_rh/health", timeout=10) as answer:
+        assert answer.status == 200
+    daemon_port = ssh_cluster.status()["daemon"]["port"]
+    from runhouse.client.hosts import free_port
+
+    chosen = free_port()
+    assert ssh_cluster.ssh_tunnel(chosen, daemon_port) == chosen
+    with urllib.request.urlopen(f"http://127.0.0.1:{chosen}/_rh/health", timeout=10) as answer:
+        assert answer.status == 200
+    assert ssh_cluster.ssh("exit 3") == 3
+    with pytest.raises(ValueError, match="this machine"):
+        rh.cluster(name="local").ssh_tunnel()
+
+
+def test_a_host_without_python_says_so(ssh_hosts: list[Any], tmp_path: Path) -> None:
+    from tests import sshd
+
+    bare = sshd.HOMES / "bare-bin"  # a PATH with a shell but no python3
+    bare.mkdir(exist_ok=True)
+    if not (bare / "bash").exists():
+        (bare / "bash").symlink_to("/bin/bash")
+    bare.chmod(0o755)
+    root = ssh_hosts[0].key.parent
+    host = sshd.start_host(
+        root, "nopython", "rhtest3", ssh_hosts[0].key, extra=f"SetEnv PATH={bare}\n"
+    )
+    try:
+        creds = {"ssh_user": host.user, "ssh_private_key": str(host.key)}
+        c = rh.cluster(host="127.0.0.1", ssh_creds=creds, ssh_port=host.port, server_port=0)
+        with pytest.raises(rh.DaemonError, match="has no python3 on its PATH; install Python"):
+            c.up_if_not()
+    finally:
+        c.daemon_host.runner.close()  # type: ignore[attr-defined]
+        host.stop()

@@ -37,16 +37,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-ECHO_SERVER = """
-import socket, sys, uvicorn, uvloop
-
-async def app(scope, receive, send):
+_READ_BODY = """
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
+"""
+
+_ANSWER_AND_SERVE = """
     headers = [(b"content-type", b"application/octet-stream"),
                (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -64,11 +64,22 @@ print(sock.getsockname()[1], flush=True)  # listening already: connections queue
 uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 """
 
+ECHO_SERVER = (
+    """
+import socket, uvicorn, uvloop
+
+async def app(scope, receive, send):
+"""
+    + _READ_BODY
+    + _ANSWER_AND_SERVE
+)
+
 # The same echo, but each body makes a round trip through a child process over a socketpair
 # first (length-prefixed frames, a blocking reader in the child, an asyncio Protocol in the
 # server): the least a daemon that runs calls in separate worker processes can cost.
-RELAY_SERVER = """
-import asyncio, os, socket, struct, sys, uvicorn, uvloop
+RELAY_SERVER = (
+    """
+import asyncio, os, socket, struct, uvicorn, uvloop
 
 LEN = struct.Struct("!I")
 parent, child = socket.socketpair()
@@ -103,32 +114,16 @@ async def app(scope, receive, send):
     global relay
     if relay is None:
         _, relay = await asyncio.get_running_loop().create_unix_connection(Relay, sock=parent)
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+"""
+    + _READ_BODY
+    + """
     answer = asyncio.get_running_loop().create_future()
     relay.waiting.append(answer)
     relay.transport.write(LEN.pack(len(body)) + body)
     body = await answer
-    headers = [(b"content-type", b"application/octet-stream"),
-               (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", 0))
-sock.listen(2048)
-sock.setblocking(False)
-config = uvicorn.Config(app, loop="none", http="httptools", lifespan="off", access_log=False,
-                        log_level="warning", proxy_headers=False, server_header=False,
-                        date_header=False, timeout_keep_alive=3600)
-print(sock.getsockname()[1], flush=True)
-uvloop.run(uvicorn.Server(config).serve(sockets=[sock]))
 """
+    + _ANSWER_AND_SERVE
+)
 
 
 def noop() -> None:

@@ -251,9 +251,10 @@ class SSHHost(DaemonHost):
                 placed.append(req)
         return placed
 
-    def _place(self, source: Path) -> str:
-        """rsync a local file or folder to the host; its path there."""
-        dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(source)}"
+    def _place(self, source: Path, stands_for: Path | None = None) -> str:
+        """rsync a local file or folder to the host (in the folder named after
+        ``stands_for``, default ``source``); its path there."""
+        dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(stands_for or source)}"
         self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
         if source.is_dir():
             self.runner.rsync(str(source), dest, up=True)
@@ -279,10 +280,7 @@ class SSHHost(DaemonHost):
             rewritten = Path(tmp, source.name)
             rewritten.write_text("\n".join(lines) + "\n")
             os.utime(rewritten, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
-            dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(source)}"
-            self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
-            self.runner.rsync(str(rewritten), f"{dest}/{source.name}", up=True, gitignore=False)
-        return f"{dest}/{source.name}"
+            return self._place(rewritten, stands_for=source)
 
     def _ensure_runhouse(self) -> None:
         [(rc, _, _)] = self.runner.run("command -v python3", stream_logs=False)

@@ -99,7 +99,7 @@ class Routes:
         if len(parts) == 2 and parts[0] != "_rh":
             if method != "POST":
                 raise HTTPError(405, "MethodNotAllowed", "calls are POST /{key}/{method}")
-            return await self.call(scope, receive, send, _name(parts[0], "key"), parts[1])
+            return await self.call(scope, receive, send, parts[0], parts[1])
         if parts[0] != "_rh" or len(parts) < 2:
             raise HTTPError(404, "NotFound", f"no route {scope['path']!r}; see /_rh/openapi.json")
         route = (method, parts[1], len(parts))
@@ -135,6 +135,7 @@ class Routes:
     def _env_of(self, key: str) -> str:
         env = self.state.key_env.get(key)
         if env is None:
+            _name(key, "key")  # a malformed key is a 400, not a 404
             keys = self.state.keys()
             raise HTTPError(
                 404, "ObjectNotFoundError", f"no object with key {key!r}", key=key, keys=keys
@@ -149,21 +150,18 @@ class Routes:
             raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
         env = self._env_of(key)
         body = await asgi.read_body(scope, receive, self.max_body)
-        as_json = (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
         run_key = _name(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
+        # The worker reads absent fields as their defaults: the pickled header stays small.
+        request: dict[str, Any] = {"op": op, "key": key, "method": method, "run_key": run_key}
+        as_json = (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
+        if as_json:
+            request["fmt"] = "json"
         detach = q.get("detach") == "1"
-        store_as = _name(q["store_as"], "store_as") if "store_as" in q else None
-        if detach:
-            store_as = run_key
-        request = {
-            "op": op,
-            "key": key,
-            "method": method,
-            "fmt": "json" if as_json else "pickle",
-            "logs": q.get("logs") == "1" and not as_json and not detach,
-            "run_key": run_key,
-            "store_as": store_as,
-        }
+        if q.get("logs") == "1" and not as_json and not detach:
+            request["logs"] = True
+        store_as = run_key if detach else q.get("store_as")
+        if store_as is not None:
+            request["store_as"] = _name(store_as, "store_as")
         worker = await self.state.worker(env)
         stream = worker.open(request, body)
         await worker.drain()

@@ -32,11 +32,11 @@ class HTTPError(Exception):
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a request header (lowercase name)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+    """A request header's value (lowercase name; the last one if it was sent twice)."""
+    headers = scope.get("rh.headers")
+    if headers is None:  # a call reads three headers: index them once
+        headers = scope["rh.headers"] = dict(scope["headers"])
+    return headers.get(name)
 
 
 def query(scope: Scope) -> dict[str, str]:
@@ -47,7 +47,12 @@ def query(scope: Scope) -> dict[str, str]:
     text = raw.decode("latin-1")
     if "%" in text or "+" in text:
         return dict(parse_qsl(text))
-    return dict(part.partition("=")[::2] for part in text.split("&") if part)
+    params = {}
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            params[name] = value
+    return params
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
@@ -55,10 +60,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, "BodyTooLarge", f"request body over the {limit}-byte limit")
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body"):
+        body: bytes = message.get("body", b"")  # it came whole: the usual small request
+        if len(body) > limit:
+            raise HTTPError(413, "BodyTooLarge", f"request body over the {limit}-byte limit")
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise HTTPError(400, "Disconnected", "client disconnected while sending")
         chunk = message.get("body", b"")
@@ -68,12 +78,15 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             break
+        message = await receive()
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def send_bytes(send: Send, status: int, content_type: bytes, *parts: bytes) -> None:
     """A complete response from one or more byte strings."""
-    length = sum(len(p) for p in parts)
+    length = 0
+    for part in parts:
+        length += len(part)
     await send(
         {
             "type": "http.response.start",
@@ -81,10 +94,9 @@ async def send_bytes(send: Send, status: int, content_type: bytes, *parts: bytes
             "headers": [(b"content-type", content_type), (b"content-length", b"%d" % length)],
         }
     )
-    for i, part in enumerate(parts):
-        await send({"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1})
-    if not parts:
-        await send({"type": "http.response.body", "body": b""})
+    for part in parts[:-1]:
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": parts[-1] if parts else b""})
 
 
 async def send_frame(send: Send, status: int, header: bytes, payload: bytes) -> None:

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runhouse.wire.frames import Kind
 
@@ -33,8 +33,7 @@ class EnvSpec:
     packages: tuple[str, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One frame from a worker: its kind and its bytes as the client will read them."""
 
     kind: Kind

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ from typing import Any
 from runhouse.daemon.engines.base import Engine, EnvSpec, Frame, OnDeath, Stream, WorkerHandle
 from runhouse.exceptions import WorkerDiedError
 from runhouse.wire import errors
-from runhouse.wire.frames import HEADER, REQUEST_HEADER, ROUTED_HEADER, TERMINAL, Kind
+from runhouse.wire.frames import HEADER, KINDS, ROUTED_HEADER, TERMINAL, Kind, request_prefix
 
 _COPY_BELOW = 1 << 16
 
@@ -127,13 +126,11 @@ class ProcessWorker(WorkerHandle):
             stream.put(self._death_frame("the worker is not running"))
             return stream
         self._streams[call_id] = stream
-        head = json.dumps(request).encode()
-        size = REQUEST_HEADER.size + len(head) + len(body)
-        prefix = ROUTED_HEADER.pack(call_id, Kind.REQUEST, size) + REQUEST_HEADER.pack(len(head))
+        prefix = request_prefix(call_id, request, len(body))
         if len(body) <= _COPY_BELOW:
-            self._transport.write(prefix + head + body)
+            self._transport.write(prefix + body)
         else:
-            self._transport.write(prefix + head)
+            self._transport.write(prefix)
             self._transport.write(body)
         return stream
 
@@ -161,7 +158,7 @@ class ProcessWorker(WorkerHandle):
             return
         if kind in TERMINAL:
             del self._streams[call_id]
-        stream.put(Frame(Kind(kind), HEADER.pack(kind, length), payload))
+        stream.put(Frame(KINDS[kind], HEADER.pack(kind, length), payload))
 
     async def _died(self) -> None:
         if self._died_once:

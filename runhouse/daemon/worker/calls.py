@@ -14,8 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
-from types import TracebackType
+from types import CoroutineType, GeneratorType, TracebackType
 from typing import Any
 
 from runhouse.daemon.worker.logcapture import CallOutput, current_output
@@ -25,22 +24,67 @@ from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import dumps, loads
 
 Send = Callable[[Kind, bytes], None]
+SendFrame = Callable[[int, Kind, bytes], None]
 
 
 class Cancelled(BaseException):
     """Raised inside a cancelled call's thread (a BaseException: user code should not catch it)."""
 
 
-@dataclass
-class RunningCall:
-    """A call in flight, and how to stop it."""
+class Call:
+    """A call in flight: what it runs, where its frames go, and how to stop it.
 
-    run_key: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    thread_id: int | None = None
-    task: asyncio.Task[Any] | object | None = None  # PENDING_TASK until the task exists
-    done: bool = False
-    cancelled: bool = False
+    Registered as soon as its request is read, so a cancel read next always finds it; the
+    target and arguments are filled in once they are resolved. Plain slots, not a
+    dataclass: a no-op call is dominated by such per-call costs.
+    """
+
+    __slots__ = (
+        "_send",
+        "args",
+        "call_id",
+        "cancelled",
+        "done",
+        "fmt",
+        "kwargs",
+        "lock",
+        "output",
+        "request",
+        "store",
+        "target",
+        "task",
+        "thread_id",
+    )
+
+    def __init__(self, call_id: int, request: dict[str, Any], send: SendFrame) -> None:
+        self.call_id = call_id
+        self.request = request
+        self._send = send
+        self.lock = threading.Lock()
+        self.thread_id: int | None = None
+        self.task: asyncio.Task[Any] | object | None = None  # PENDING_TASK until it exists
+        self.done = False
+        self.cancelled = False
+        self.target: Callable[..., Any] = _unset
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+        self.fmt: str = request.get("fmt", "pickle")  # "pickle" or "json"
+        self.output: CallOutput | None = None
+        self.store: Callable[[Any], None] | None = None  # keep the result instead of sending
+
+    @property
+    def run_key(self) -> str:
+        """The run key the daemon gave this call."""
+        return self.request.get("run_key") or str(self.call_id)
+
+    @property
+    def what(self) -> str:
+        """``key.method``, for messages."""
+        return f"{self.request['key']}.{self.request.get('method') or '__call__'}"
+
+    def send(self, kind: Kind, data: bytes) -> None:
+        """Send one frame of this call."""
+        self._send(self.call_id, kind, data)
 
     def cancel(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Stop the call: cancel its task, or raise ``Cancelled`` in its thread."""
@@ -75,23 +119,16 @@ class RunningCall:
         with self.lock:
             self.done = True
 
+    def cancelled_error(self) -> bytes:
+        """The ERROR payload of a call that was cancelled."""
+        return encode_error(CallCancelledError(self.run_key), self.fmt)
+
+
+def _unset(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("the call's target was never resolved")
+
 
 PENDING_TASK = object()
-
-
-@dataclass
-class Call:
-    """Everything a call needs once its target is resolved."""
-
-    target: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    fmt: str  # "pickle" or "json"
-    send: Send
-    running: RunningCall
-    output: CallOutput | None
-    store: Callable[[Any], None] | None  # keep the result on the cluster instead of sending it
-    what: str
 
 
 def decode_args(body: bytes | memoryview, fmt: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -166,6 +203,9 @@ def encode_value(value: Any, fmt: str, what: str) -> bytes:
     return dumps(value, what)
 
 
+_NONE = dumps(None, "None")
+
+
 def encode_error(exc: BaseException, fmt: str) -> bytes:
     """An exception as frame payload (packed for Python clients, JSON for curl)."""
     exc.__traceback__ = _user_frames(exc.__traceback__)
@@ -178,68 +218,72 @@ def encode_error(exc: BaseException, fmt: str) -> bytes:
 
 def run_sync(call: Call) -> None:
     """Run a sync callable (or generator) on this thread, sending its frames."""
-    running = call.running
-    token = current_output.set(call.output)
-    if not running.start_thread():
-        running.finish()
-        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
-        current_output.reset(token)
-        return
+    # Threads start with an empty context and every call resets what it set, so a call
+    # without log capture leaves the variable alone.
+    token = current_output.set(call.output) if call.output is not None else None
     try:
+        if not call.start_thread():
+            call.finish()
+            return call.send(Kind.ERROR, call.cancelled_error())
         try:
             value = call.target(*call.args, **call.kwargs)
-            if inspect.isgenerator(value):
-                for item in value:
-                    call.send(Kind.ITEM, encode_value(item, call.fmt, f"an item of {call.what}"))
-                running.finish()
-                _flush(call)
-                call.send(Kind.END, b"")
-                return
-            if inspect.iscoroutine(value):  # a sync callable that returned a coroutine
+            if isinstance(value, _SPECIAL_RESULTS):
+                if isinstance(value, GeneratorType):
+                    for item in value:
+                        call.send(Kind.ITEM, encode_value(item, call.fmt, _item_of(call)))
+                    call.finish()
+                    _flush(call)
+                    return call.send(Kind.END, b"")
                 raise TypeError(f"{call.what} returned a coroutine; declare it `async def`")
-            running.finish()
+            call.finish()
         except Cancelled:
-            running.finish()
+            call.finish()
             _flush(call)
-            call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
-            return
+            return call.send(Kind.ERROR, call.cancelled_error())
         _finish(call, value)
     except Cancelled:  # delivered just as the call returned: it still counts as cancelled
-        running.finish()
-        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+        call.finish()
+        call.send(Kind.ERROR, call.cancelled_error())
     except BaseException as exc:
-        running.finish()
+        call.finish()
         _flush(call)
         call.send(Kind.ERROR, encode_error(exc, call.fmt))
     finally:
-        current_output.reset(token)
+        if token is not None:
+            current_output.reset(token)
+
+
+_SPECIAL_RESULTS = (GeneratorType, CoroutineType)
+
+
+def _item_of(call: Call) -> str:
+    return f"an item of {call.what}"
 
 
 async def run_async(call: Call) -> None:
     """Run a coroutine function or async generator on the worker's loop."""
-    running = call.running
     current_output.set(call.output)  # this task's own context
-    if not running.start_task(asyncio.current_task()):
-        running.finish()
-        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+    if not call.start_task(asyncio.current_task()):
+        call.finish()
+        call.send(Kind.ERROR, call.cancelled_error())
         return
     try:
         if inspect.isasyncgenfunction(call.target):
             async for item in call.target(*call.args, **call.kwargs):
-                call.send(Kind.ITEM, encode_value(item, call.fmt, f"an item of {call.what}"))
-            running.finish()
+                call.send(Kind.ITEM, encode_value(item, call.fmt, _item_of(call)))
+            call.finish()
             _flush(call)
             call.send(Kind.END, b"")
             return
         value = await call.target(*call.args, **call.kwargs)
-        running.finish()
+        call.finish()
         _finish(call, value)
     except asyncio.CancelledError:
-        running.finish()
+        call.finish()
         _flush(call)
-        call.send(Kind.ERROR, encode_error(CallCancelledError(running.run_key), call.fmt))
+        call.send(Kind.ERROR, call.cancelled_error())
     except BaseException as exc:
-        running.finish()
+        call.finish()
         _flush(call)
         call.send(Kind.ERROR, encode_error(exc, call.fmt))
 
@@ -261,11 +305,14 @@ def start_async(call: Call, loop: asyncio.AbstractEventLoop) -> Future[None]:
 
 
 def _finish(call: Call, value: Any) -> None:
-    _flush(call)
+    if call.output is not None:
+        call.output.flush()
     try:
         if call.store is not None:
             call.store(value)
             payload = b""
+        elif value is None and call.fmt == "pickle":
+            payload = _NONE  # the usual result of a call made for its effect
         else:
             payload = encode_value(value, call.fmt, f"the result of {call.what}")
     except BaseException as exc:

@@ -54,7 +54,7 @@ class WorkerServer:
         self._waiting = 0
         self._last_done = 0.0
         self._closed = threading.Event()
-        self._running: dict[int, calls.RunningCall] = {}
+        self._running: dict[int, calls.Call] = {}
         self._pool = ThreadPoolExecutor(max_workers=256, thread_name_prefix="rh-map")
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="rh-loop", daemon=True).start()
@@ -107,7 +107,7 @@ class WorkerServer:
                 return
         self._spawn()  # the next sentinel
 
-    def _read(self) -> tuple[int, dict[str, Any], memoryview] | None:
+    def _read(self) -> tuple[int, dict[str, Any], memoryview, calls.Call | None] | None:
         size = ROUTED_HEADER.size
         while True:
             header = self._reader.read(size)
@@ -119,19 +119,24 @@ class WorkerServer:
                 return None
             if kind != Kind.REQUEST:
                 continue
-            raw, body = unpack_request(payload)
-            request = json.loads(raw)
-            if request["op"] not in _INLINE_OPS:
-                # Registered while still the reader, so a cancel read next always finds it.
-                run_key = request.get("run_key") or str(call_id)
-                self._running[call_id] = calls.RunningCall(run_key=run_key)
-            return call_id, request, body
+            request, body = unpack_request(payload)
+            if request["op"] in _INLINE_OPS:
+                return call_id, request, body, None
+            # Registered while still the reader, so a cancel read next always finds it.
+            call = self._running[call_id] = calls.Call(call_id, request, self.send)
+            return call_id, request, body, call
 
-    def _process(self, call_id: int, request: dict[str, Any], body: memoryview) -> None:
-        if request["op"] in _INLINE_OPS:
+    def _process(
+        self, call_id: int, request: dict[str, Any], body: memoryview, call: calls.Call | None
+    ) -> None:
+        if call is None:
             self._reply(call_id, self._inline(request))
-        else:
-            self._handle(call_id, request, body)
+            return
+        try:
+            self._handle(call, body)
+        finally:
+            if call.task is None:
+                self._running.pop(call_id, None)  # async calls unregister when their task ends
 
     def send(self, call_id: int, kind: Kind, payload: bytes = b"") -> None:
         """Send one frame of call ``call_id`` to the daemon (thread-safe)."""
@@ -168,92 +173,63 @@ class WorkerServer:
             "threads": threading.active_count(),
         }
 
-    def _handle(self, call_id: int, request: dict[str, Any], body: memoryview) -> None:
-        def send(kind: Kind, data: bytes) -> None:
-            self.send(call_id, kind, data)
-
-        try:
-            self._handle_request(call_id, request, body, send)
-        finally:
-            running = self._running.get(call_id)
-            if running is not None and running.task is None:
-                del self._running[call_id]  # async calls unregister when their task ends
-
-    def _handle_request(
-        self, call_id: int, request: dict[str, Any], body: memoryview, send: calls.Send
-    ) -> None:
+    def _handle(self, call: calls.Call, body: memoryview) -> None:
+        request = call.request
         op = request["op"]
-        fmt = request.get("fmt", "pickle")
+        fmt = call.fmt
         try:
             if op == "put":
                 path = request.get("path")
                 if path and path not in sys.path:
                     sys.path.insert(0, path)  # the user's working dir: code sent by reference
                 self.objects[request["key"]] = calls.load_value(body, f"object {request['key']!r}")
-                return send(Kind.RESULT, b"")
+                return call.send(Kind.RESULT, b"")
             target = self._object(request["key"])
             if op == "get":
-                return send(Kind.RESULT, calls.encode_value(target, fmt, f"{request['key']!r}"))
-            name = _public(request.get("method") or "__call__")
+                return call.send(Kind.RESULT, calls.encode_value(target, fmt, repr(request["key"])))
+            name = request.get("method") or "__call__"
+            if name[0] == "_" and name != "__call__":
+                raise AttributeError(
+                    f"{name!r} is private; only public attributes can be used remotely"
+                )
             if op == "getattr":
-                value = getattr(target, name)
-                return send(Kind.RESULT, calls.encode_value(value, fmt, name))
+                return call.send(Kind.RESULT, calls.encode_value(getattr(target, name), fmt, name))
             if op == "setattr":
                 args, _ = calls.decode_args(body, fmt)
                 setattr(target, name, args[0])
-                return send(Kind.RESULT, b"")
-            method = self._method(target, name)
+                return call.send(Kind.RESULT, b"")
+            method = _method(target, name)
             if op == "map":
-                items = calls.decode_items(body)
-                return self._run_map(request, method, items, send)
-            args, kwargs = calls.decode_args(body, fmt)
+                return self._run_map(call, method, calls.decode_items(body))
+            call.args, call.kwargs = calls.decode_args(body, fmt)
         except Exception as exc:
-            return send(Kind.REJECTED, calls.encode_error(exc, fmt))
-        self._run(call_id, request, method, args, kwargs, send)
+            return call.send(Kind.REJECTED, calls.encode_error(exc, fmt))
+        call.target = method
+        if request.get("logs"):
+            call.output = CallOutput(call.send)
+        store_as = request.get("store_as")
+        if store_as:
+            call.store = lambda value: self.objects.__setitem__(store_as, value)
+        if calls.is_async(method):
+            call.task = calls.PENDING_TASK
+            future = calls.start_async(call, self._loop)
+            future.add_done_callback(lambda _: self._running.pop(call.call_id, None))
+            return
+        calls.run_sync(call)
 
-    def _run_map(
-        self, request: dict[str, Any], method: Any, items: list[Any], send: calls.Send
-    ) -> None:
-        output = CallOutput(send) if request.get("logs") else None
+    def _run_map(self, call: calls.Call, method: Any, items: list[Any]) -> None:
+        output = CallOutput(call.send) if call.request.get("logs") else None
         try:
             values = calls.run_map(method, items, output, self._pool, self._loop)
-            payload = calls.encode_value(values, "pickle", f"the results of {request['key']}")
+            what = f"the results of {call.request['key']}"
+            payload = calls.encode_value(values, "pickle", what)
         except BaseException as exc:
             if output is not None:
                 output.flush()
-            return send(Kind.ERROR, calls.encode_error(exc, "pickle"))
+            return call.send(Kind.ERROR, calls.encode_error(exc, "pickle"))
         if output is not None:
             output.flush()
-        send(Kind.RESULT, payload)
-
-    def _run(
-        self,
-        call_id: int,
-        request: dict[str, Any],
-        method: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        send: calls.Send,
-    ) -> None:
-        store_as = request.get("store_as")
-        running = self._running[call_id]
-        call = calls.Call(
-            target=method,
-            args=args,
-            kwargs=kwargs,
-            fmt=request.get("fmt", "pickle"),
-            send=send,
-            running=running,
-            output=CallOutput(send) if request.get("logs") else None,
-            store=(lambda value: self.objects.__setitem__(store_as, value)) if store_as else None,
-            what=f"{request['key']}.{request.get('method') or '__call__'}",
-        )
-        if calls.is_async(method):
-            running.task = calls.PENDING_TASK
-            future = calls.start_async(call, self._loop)
-            future.add_done_callback(lambda _: self._running.pop(call_id, None))
-            return
-        calls.run_sync(call)
+        call.send(Kind.RESULT, payload)
 
     def _object(self, key: str) -> Any:
         try:
@@ -261,18 +237,12 @@ class WorkerServer:
         except KeyError:
             raise ObjectNotFoundError(key, sorted(self.objects)) from None
 
-    @staticmethod
-    def _method(target: Any, name: str) -> Any:
-        plain_callable = inspect.isroutine(target) or inspect.isclass(target)
-        if name in ("__call__", "call") and plain_callable:
-            return target
-        return getattr(target, name)
 
-
-def _public(name: str) -> str:
-    if name.startswith("_") and name != "__call__":
-        raise AttributeError(f"{name!r} is private; only public attributes can be used remotely")
-    return name
+def _method(target: Any, name: str) -> Any:
+    # A function or class is called as itself; anything else by its attribute.
+    if name in ("__call__", "call") and (inspect.isroutine(target) or inspect.isclass(target)):
+        return target
+    return getattr(target, name)
 
 
 _MISSING = object()

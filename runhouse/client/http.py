@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from runhouse.exceptions import AuthError, DaemonError, EnvInstallError, ObjectNotFoundError
 from runhouse.wire import errors
-from runhouse.wire.frames import HEADER, Kind
+from runhouse.wire.frames import HEADER, KINDS, Kind
 from runhouse.wire.serialization import loads
 
 FRAMES = "application/x-runhouse-frames"
@@ -75,6 +75,7 @@ def pinned_context(certificate: str) -> ssl.SSLContext:
 
 
 _ONE_WRITE = 1 << 16
+_READ_WHOLE = 1 << 16
 
 
 class DaemonUnreachable(DaemonError):
@@ -97,16 +98,24 @@ class Response:
 
     def frames(self) -> Iterator[tuple[Kind, bytes]]:
         """Frames as they arrive; the stream ends after a terminal frame."""
-        read = self.raw.read
         size = HEADER.size
-        while True:
-            head = read(size)
-            if len(head) < size:
-                self.abandon()
-                raise DaemonError("the daemon's response ended in the middle of a call")
-            kind, length = HEADER.unpack(head)
-            payload = read(length) if length else b""
-            yield Kind(kind), payload
+        remaining = self.raw.length  # None for a chunked body: a stream, read frame by frame
+        if remaining is not None and remaining <= _READ_WHOLE:
+            body = self.raw.read()  # a call answered at once: one read, not three
+            offset = 0
+            while len(body) - offset >= size:
+                kind, length = HEADER.unpack_from(body, offset)
+                offset += size + length
+                if offset > len(body):
+                    break
+                yield KINDS[kind], body[offset - length : offset]
+        else:
+            read = self.raw.read
+            while len(head := read(size)) == size:
+                kind, length = HEADER.unpack(head)
+                yield KINDS[kind], read(length) if length else b""
+        self.abandon()
+        raise DaemonError("the daemon's response ended in the middle of a call")
 
     def json(self) -> Any:
         """The whole body as JSON."""

@@ -43,6 +43,7 @@ _OPS = frozenset({"call", "map", "getattr", "setattr"})
 _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
 _FAILED = frozenset({Kind.ERROR, Kind.REJECTED})
 _KEEP_FINISHED_RUNS = 10_000
+_SMALL_BODY = 1 << 16
 DEFAULT_MAX_BODY = 2 * 1024**3
 
 
@@ -162,9 +163,12 @@ class Routes:
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
             request["store_as"] = _name(store_as, "store_as")
-        worker = await self.state.worker(env)
+        worker = self.state.workers.get(env)
+        if worker is None or not worker.alive:
+            worker = await self.state.worker(env)
         stream = worker.open(request, body)
-        await worker.drain()
+        if len(body) > _SMALL_BODY:  # a small request never has to wait for the socket
+            await worker.drain()
         run = Run(run_key, key, env, worker, stream.call_id, detach)
         self.state.runs[run_key] = run
         if store_as is not None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import shlex
@@ -176,9 +177,20 @@ def _takes(fn: Callable[..., Any] | None, parameter: str) -> bool:
     if fn is None:
         return False
     try:
+        return _takes_cached(fn, parameter)
+    except TypeError:  # an unhashable callable: ask each time
+        return _parameter_of(fn, parameter)
+
+
+def _parameter_of(fn: Callable[..., Any], parameter: str) -> bool:
+    try:
         return parameter in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+# inspect.signature costs more than a whole call; a function's parameters do not change.
+_takes_cached = functools.lru_cache(maxsize=1024)(_parameter_of)
 
 
 def function(

@@ -19,17 +19,24 @@ _PLAIN_LIMIT = 64  # longer containers are not walked: cloudpickle handles them 
 
 def _plain(value: Any, depth: int = 0) -> bool:
     # Built-in data needs no cloudpickle (whose pickler costs more than a small call).
+    # Loops, not all(<generator>): this runs on every call, mostly on ((), {}).
     kind = type(value)
     if kind in _PLAIN:
         return True
-    if depth > 2:
-        return False
     if kind in _CONTAINERS:
-        return len(value) <= _PLAIN_LIMIT and all(_plain(v, depth + 1) for v in value)
+        if len(value) > _PLAIN_LIMIT or (value and depth > 2):
+            return False
+        for item in value:  # noqa: SIM110 (a loop: no generator per call)
+            if not _plain(item, depth + 1):
+                return False
+        return True
     if kind is dict:
-        return len(value) <= _PLAIN_LIMIT and all(
-            type(k) is str and _plain(v, depth + 1) for k, v in value.items()
-        )
+        if len(value) > _PLAIN_LIMIT or (value and depth > 2):
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not _plain(item, depth + 1):
+                return False
+        return True
     return False
 
 

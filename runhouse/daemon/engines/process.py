@@ -51,21 +51,28 @@ class _FrameProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
+        # Usually whole frames arrive and nothing is pending: parse them straight from
+        # ``data``, and buffer only an incomplete tail.
         size = ROUTED_HEADER.size
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            if len(buffer) < size or len(buffer) - size < ROUTED_HEADER.unpack_from(buffer)[2]:
+                return  # the pending frame is still incomplete (a large one, in pieces)
+            data = bytes(buffer)
+            buffer.clear()
         start = 0
-        end = len(buffer)
+        end = len(data)
         while end - start >= size:
-            call_id, kind, length = ROUTED_HEADER.unpack_from(buffer, start)
+            call_id, kind, length = ROUTED_HEADER.unpack_from(data, start)
             if end - start - size < length:
                 break
-            payload = bytes(buffer[start + size : start + size + length])
+            payload = data[start + size : start + size + length]
             start += size + length
             if self.worker is not None:
                 self.worker._on_frame(call_id, kind, length, payload)
-        if start:
-            del buffer[:start]
+        if start < end:
+            buffer += data[start:]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.worker is not None:

@@ -70,12 +70,23 @@ def start_host(root: Path, name: str, user: str, client_key: Path, extra: str = 
         os.chown(path, entry.pw_uid, entry.pw_gid)
     home.chmod(0o700)
     ssh_dir.chmod(0o700)
+    return _serve(root, name, user, home, client_key, "127.0.0.1", free_port(), extra)
+
+
+def start_node(root: Path, first: SSHHost, name: str, address: str) -> SSHHost:
+    """Another "node" for ``first``'s user: an sshd on another loopback address (such as
+    127.0.0.2) at the same port, as the hosts of one cluster share their SSH settings."""
+    return _serve(root, name, first.user, first.home, first.key, address, first.port, "")
+
+
+def _serve(
+    root: Path, name: str, user: str, home: Path, key: Path, address: str, port: int, extra: str
+) -> SSHHost:
     host_key = root / f"{name}_host_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    port = free_port()
     config = root / f"{name}_sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {root / name}.pid\n"
+        f"Port {port}\nListenAddress {address}\nHostKey {host_key}\nPidFile {root / name}.pid\n"
         "PasswordAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
         "UsePAM no\nAllowTcpForwarding yes\nSubsystem sftp internal-sftp\n"
         "MaxStartups 100:30:200\nMaxSessions 100\nStrictModes yes\n" + extra
@@ -91,7 +102,7 @@ def start_host(root: Path, name: str, user: str, client_key: Path, extra: str = 
         proc.kill()
         proc.wait()
         raise RuntimeError(f"sshd for {name} did not start: {line}")
-    return SSHHost(name, user, home, port, client_key, proc, host_key)
+    return SSHHost(name, user, home, port, key, proc, host_key)
 
 
 def make_root() -> Path:

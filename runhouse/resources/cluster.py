@@ -15,7 +15,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from runhouse.client import local_daemon, workdir
 from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
@@ -108,15 +108,37 @@ class Cluster(Resource):
             if not self.host:
                 self._daemon_host = LocalHost()
             else:
-                head = self.host[0] if isinstance(self.host, list) else self.host
-                runner = SSHRunner(
-                    head,
-                    user=self.ssh_creds.get("ssh_user"),
-                    port=self.ssh_port,
-                    key=self.ssh_creds.get("ssh_private_key"),
-                )
+                runner = self._ssh_runner(self.ips[0])
                 self._daemon_host = SSHHost(runner, tunnel=self.server_connection_type == "ssh")
         return self._daemon_host
+
+    @property
+    def ips(self) -> list[str]:
+        """The cluster's hosts, the head (where the daemon runs) first; none for this machine."""
+        if not self.host:
+            return []
+        return list(self.host) if isinstance(self.host, list) else [self.host]
+
+    def _ssh_runner(self, host: str) -> SSHRunner:
+        return SSHRunner(
+            host,
+            user=self.ssh_creds.get("ssh_user"),
+            port=self.ssh_port,
+            key=self.ssh_creds.get("ssh_private_key"),
+        )
+
+    def _runners(self, node: str | None) -> dict[str, CommandRunner]:
+        # node: None for the head, "all" for every host, or one host of the cluster.
+        ips = self.ips
+        if node is None or (ips and node == ips[0]) or (not ips and node == "all"):
+            return {ips[0] if ips else "localhost": self.runner}
+        if node == "all":
+            return {ips[0]: self.runner, **{ip: self._ssh_runner(ip) for ip in ips[1:]}}
+        if node not in ips:
+            raise ValueError(
+                f"{node!r} is not a host of {self}; use one of {ips}, 'all', or None (the head)"
+            )
+        return {node: self._ssh_runner(node)}
 
     def __getstate__(self) -> dict[str, Any]:
         # A cluster travels (inside a function sent elsewhere) without its live connections.
@@ -166,14 +188,41 @@ class Cluster(Resource):
         """How commands reach this cluster's machine (a local shell, or SSH)."""
         return self.daemon_host.runner
 
+    @overload
+    def run(  # type: ignore[overload-overlap]
+        self,
+        commands: str | list[str],
+        env: Env | str | None = None,
+        stream_logs: bool = True,
+        *,
+        node: Literal["all"],
+    ) -> dict[str, list[tuple[int, str, str]]]: ...
+
+    @overload
     def run(
         self,
         commands: str | list[str],
         env: Env | str | None = None,
         stream_logs: bool = True,
-    ) -> list[tuple[int, str, str]]:
-        """Run shell commands on the cluster (in ``env``'s Python and variables, if given);
-        returns ``[(returncode, stdout, stderr)]`` and never raises for a failing command."""
+        node: str | None = None,
+    ) -> list[tuple[int, str, str]]: ...
+
+    def run(
+        self,
+        commands: str | list[str],
+        env: Env | str | None = None,
+        stream_logs: bool = True,
+        node: str | None = None,
+    ) -> list[tuple[int, str, str]] | dict[str, list[tuple[int, str, str]]]:
+        """Run shell commands on the head (in ``env``'s Python and variables, if given), on
+        ``node``, or on every host (``node="all"``: ``{host: results}``); a result is
+        ``(returncode, stdout, stderr)``, and a failing command never raises."""
+        runners = self._runners(node)
+        if env is not None and list(runners) != self.ips[:1] and self.ips:
+            raise ValueError(
+                "envs live on the head node (the first host): run commands in an env there "
+                "(node=None), or without env= on other nodes"
+            )
         variables: dict[str, str] = {}
         if env is not None:
             name = self.ensure_env(env)
@@ -183,15 +232,23 @@ class Cluster(Resource):
                 variables["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
             if isinstance(env, Env):
                 variables.update(env.resolved_env_vars())
-        return self.runner.run(commands, env=variables or None, stream_logs=stream_logs)
+        results = {
+            ip: runner.run(commands, env=variables or None, stream_logs=stream_logs)
+            for ip, runner in runners.items()
+        }
+        return results if node == "all" else next(iter(results.values()))
 
     def run_python(self, lines: str | list[str], stream_logs: bool = True) -> tuple[int, str, str]:
         """Run Python code with the cluster's ``python3``."""
         return self.runner.run_python(lines, stream_logs=stream_logs)
 
-    def rsync(self, source: str, dest: str, up: bool = True) -> None:
-        """Copy files to (``up``) or from the cluster, honouring ``.gitignore``."""
-        self.runner.rsync(source, dest, up=up)
+    def rsync(self, source: str, dest: str, up: bool = True, node: str | None = None) -> None:
+        """Copy files to (``up``) or from the head (or ``node``; ``"all"``: to every host),
+        honouring ``.gitignore``."""
+        if node == "all" and not up:
+            raise ValueError("rsync from every node into one folder would mix them: pick a node")
+        for runner in self._runners(node).values():
+            runner.rsync(source, dest, up=up)
 
     def ssh(self, *command: str) -> int:
         """An interactive shell on the cluster's host (or ``command``); its exit code."""
@@ -459,27 +516,6 @@ def _check_connection_settings(c: Cluster) -> None:
             "den_auth=True checks tokens against a Den server, and this client has none "
             "configured; leave den_auth off (the cluster's own token is required)"
         )
-
-
-class ObjectRef:
-    """A handle on an object kept on a cluster (what ``fn.remote()`` returns)."""
-
-    def __init__(self, system: Cluster, key: str) -> None:
-        self.system = system
-        self.key = key
-
-    def fetch(self) -> Any:
-        """The object's value, brought here."""
-        return self.system._with_client(
-            lambda c: c.value("GET", f"/_rh/objects/{self.key}", self.key)
-        )
-
-    def delete(self) -> None:
-        """Remove the object from the cluster."""
-        self.system.delete(self.key)
-
-    def __repr__(self) -> str:
-        return f"ObjectRef(key={self.key!r})"
 
 
 def send_code(

@@ -138,3 +138,45 @@ def test_a_host_without_python_says_so(ssh_hosts: list[Any], tmp_path: Path) -> 
     finally:
         c.daemon_host.runner.close()  # type: ignore[attr-defined]
         host.stop()
+
+
+def test_commands_and_rsync_reach_each_node_of_a_multi_host_cluster(
+    ssh_hosts: list[Any], tmp_path: Path
+) -> None:
+    from tests import sshd
+
+    first = ssh_hosts[0]
+    node = sshd.start_node(first.key.parent, first, "node2", "127.0.0.2")
+    creds = {"ssh_user": first.user, "ssh_private_key": str(first.key)}
+    c = rh.cluster(
+        host=["127.0.0.1", "127.0.0.2"], ssh_creds=creds, ssh_port=first.port, server_port=0
+    )
+    where = "echo $SSH_CONNECTION | cut -d' ' -f3"  # the address the sshd was reached at
+    try:
+        assert c.ips == ["127.0.0.1", "127.0.0.2"]
+        assert [out.strip() for _, out, _ in c.run(where, stream_logs=False)] == ["127.0.0.1"]
+        [(rc, out, _)] = c.run(where, stream_logs=False, node="127.0.0.2")
+        assert (rc, out.strip()) == (0, "127.0.0.2")
+        everywhere = c.run([where, "exit 4"], stream_logs=False, node="all")
+        assert {
+            ip: [(rc, out.strip()) for rc, out, _ in results] for ip, results in everywhere.items()
+        } == {
+            "127.0.0.1": [(0, "127.0.0.1"), (4, "")],
+            "127.0.0.2": [(0, "127.0.0.2"), (4, "")],
+        }
+
+        source = tmp_path / "payload"
+        source.mkdir()
+        (source / "a.txt").write_text("to the second node")
+        c.rsync(str(source), "multi-payload", node="127.0.0.2")
+        [(rc, out, _)] = c.run("cat multi-payload/a.txt", stream_logs=False, node="127.0.0.2")
+        assert (rc, out) == (0, "to the second node")
+
+        with pytest.raises(ValueError, match="not a host of"):
+            c.run("true", node="10.1.2.3")
+        with pytest.raises(ValueError, match="pick a node"):
+            c.rsync("multi-payload", str(tmp_path / "back"), up=False, node="all")
+        with pytest.raises(ValueError, match="head node"):
+            c.run("true", env="base", node="all")
+    finally:
+        node.stop()

@@ -163,7 +163,7 @@ class Routes:
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
             request["store_as"] = _name(store_as, "store_as")
-        worker = self.state.workers.get(env)
+        worker = self.state.workers.get(env)  # the usual case, without a coroutine per call
         if worker is None or not worker.alive:
             worker = await self.state.worker(env)
         stream = worker.open(request, body)

@@ -23,7 +23,6 @@ from runhouse.wire import errors
 from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import dumps, loads
 
-Send = Callable[[Kind, bytes], None]
 SendFrame = Callable[[int, Kind, bytes], None]
 
 
@@ -305,8 +304,7 @@ def start_async(call: Call, loop: asyncio.AbstractEventLoop) -> Future[None]:
 
 
 def _finish(call: Call, value: Any) -> None:
-    if call.output is not None:
-        call.output.flush()
+    _flush(call)
     try:
         if call.store is not None:
             call.store(value)

@@ -1,6 +1,9 @@
 """Per-call overhead of a Runhouse function call, against an HTTP floor and a Ray peer.
 
-Measured in one run, each with the same number of sequential calls after a warm-up:
+Measured in one run, each with the same number of sequential calls after a warm-up. All the
+servers below run at once and the paths are timed in alternating rounds (``--rounds``, in
+forward then reverse order), so that a machine's drift during the run hits every path alike
+instead of whichever happened to be measured last:
 
 * ours: a no-op ``rh.function`` on the local daemon (a fresh daemon in a temporary
   ``RH_DAEMON_DIR``, stopped at the end), called with and without log streaming;
@@ -9,22 +12,25 @@ Measured in one run, each with the same number of sequential calls after a warm-
   port, called through the same ``ClusterClient``;
 * a reference (no target): the same echo relayed through a forked child process over a
   socketpair, the least any design with per-env worker processes pays;
-* the peer: a Ray actor's no-op method (``ray.get(actor.noop.remote())``), when ``ray`` is
-  importable (null otherwise);
 * ours over SSH: the same no-op on a cluster on a throwaway loopback sshd host
   (benchmarks/ssh_host.py; needs root, openssh-server, rsync), through the SSH tunnel;
-* throughput: 64 threads sharing one ``Function``, calling it repeatedly.
+* a reference for it (no target): the echo reached through the same kind of SSH forward,
+  which shows what the tunnel itself adds to a round trip;
+* then, on their own: throughput (64 threads sharing one ``Function``, calling it
+  repeatedly), and the peer, a Ray actor's no-op method (``ray.get(actor.noop.remote())``),
+  when ``ray`` is importable (null otherwise; Ray's own processes would load the machine).
 
 Prints one JSON line on stdout (progress goes to stderr). Targets: our p50 at most 1.5x the
 echo p50 and at most 0.6x Ray's; at least 2,000 calls/s with 64 callers; over SSH, at most
 1.2x the local p50.
 
-    .venv/bin/python benchmarks/call_overhead.py [--calls 2000] [--warmup 200]
+    .venv/bin/python benchmarks/call_overhead.py [--calls 2000] [--warmup 200] [--rounds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _READ_BODY = """
@@ -163,10 +169,9 @@ def summary(times: list[float] | None) -> dict[str, float] | None:
     return {"p50_ms": round(cuts[49], 4), "p99_ms": round(cuts[98], 4)}
 
 
-def echo_times(calls: int, warmup: int, server: str = ECHO_SERVER) -> list[float]:
-    """Latencies of a raw uvicorn echo endpoint, served by a child process running ``server``."""
-    from runhouse.client.http import ClusterClient
-
+@contextlib.contextmanager
+def echo_server(server: str = ECHO_SERVER) -> Iterator[int]:
+    """The port of a raw uvicorn echo endpoint served by a child process running ``server``."""
     proc = subprocess.Popen(
         [sys.executable, "-c", server], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
@@ -175,19 +180,24 @@ def echo_times(calls: int, warmup: int, server: str = ECHO_SERVER) -> list[float
         line = proc.stdout.readline()  # the child prints its port once it listens
         if not line.strip():
             raise RuntimeError(f"the echo server exited early (code {proc.wait()})")
-        client = ClusterClient("127.0.0.1", int(line), None)
-        body = b"x" * 16
-
-        def call() -> None:
-            if client.request("POST", "/echo", body, "application/octet-stream").read() != body:
-                raise RuntimeError("the echo server answered a different body")
-
-        times = timed(call, calls, warmup)
-        client.close()
-        return times
+        yield int(line)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def echo_call(port: int) -> Callable[[], None]:
+    """One echo round trip to ``port`` through a ``ClusterClient``, as ours is called."""
+    from runhouse.client.http import ClusterClient
+
+    client = ClusterClient("127.0.0.1", port, None)
+    body = b"x" * 16
+
+    def call() -> None:
+        if client.request("POST", "/echo", body, "application/octet-stream").read() != body:
+            raise RuntimeError("the echo server answered a different body")
+
+    return call
 
 
 def ray_times(calls: int, warmup: int) -> list[float] | None:
@@ -205,21 +215,39 @@ def ray_times(calls: int, warmup: int) -> list[float] | None:
         ray.shutdown()
 
 
-def ssh_times(calls: int, warmup: int) -> list[float] | None:
-    """Latencies of the same no-op on an SSH host's cluster, or None if none can run here."""
+@contextlib.contextmanager
+def ssh_calls(echo_port: int) -> Iterator[dict[str, Callable[[], object]]]:
+    """Over an SSH host's tunnels: our no-op on its cluster ("ssh") and the echo on
+    ``echo_port`` ("echo_ssh", the tunnel's own cost); none when no SSH host can run here."""
     from ssh_host import available, cluster_on, ssh_host
 
     import runhouse as rh
 
     if available() is not None:
-        return None
+        yield {}
+        return
     with ssh_host("rhbench2") as host:
         cluster = cluster_on(host)
         try:
             fn = rh.function(noop).to(cluster)
-            return timed(fn, calls, warmup)
+            # The same kind of forward as the daemon's, to the echo server (on loopback here).
+            yield {"ssh": fn, "echo_ssh": echo_call(cluster.ssh_tunnel(remote_port=echo_port))}
         finally:
             cluster.daemon_host.stop()
+
+
+def interleaved(
+    paths: dict[str, Callable[[], object]], calls: int, warmup: int, rounds: int
+) -> dict[str, list[float]]:
+    """Each path's call times, measured in alternating rounds so that drift hits all alike."""
+    for call in paths.values():
+        timed(call, 0, warmup)
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else reversed(names):
+            times[name] += timed(paths[name], calls // rounds, warmup // rounds)
+    return times
 
 
 def throughput(fn: Callable[..., Any], threads: int, per_thread: int) -> float:
@@ -256,6 +284,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--per-thread", type=int, default=60)
     args = parser.parse_args()
@@ -266,28 +295,31 @@ def main() -> None:
 
     cluster = rh.cluster(name="local", server_port=0)
     try:
-        progress(f"starting a daemon in {daemon_dir}")
-        fn = rh.function(noop).to(cluster)
-        progress("ours: fn()")
-        ours = timed(fn, args.calls, args.warmup)
-        progress("ours: fn(stream_logs=False)")
-        quiet = timed(lambda: fn(stream_logs=False), args.calls, args.warmup)
+        with contextlib.ExitStack() as stack:
+            progress(f"starting a daemon in {daemon_dir}, the echo servers and an SSH host")
+            fn = rh.function(noop).to(cluster)
+            echo_port = stack.enter_context(echo_server())
+            paths: dict[str, Callable[[], object]] = {
+                "ours": fn,
+                "quiet": lambda: fn(stream_logs=False),
+                "echo": echo_call(echo_port),
+                "relay": echo_call(stack.enter_context(echo_server(RELAY_SERVER))),
+                **stack.enter_context(ssh_calls(echo_port)),
+            }
+            progress(f"{', '.join(paths)}: {args.rounds} alternating rounds")
+            times = interleaved(paths, args.calls, args.warmup, args.rounds)
         progress(f"throughput: {args.threads} threads x {args.per_thread} calls")
         calls_per_s = throughput(fn, args.threads, args.per_thread)
     finally:
         cluster.daemon_host.stop()
         shutil.rmtree(daemon_dir, ignore_errors=True)
-    progress("ours over SSH: a cluster on a loopback sshd host, through the tunnel")
-    ssh = ssh_times(args.calls, args.warmup)
-    progress("floor: raw uvicorn echo")
-    echo = echo_times(args.calls, args.warmup)
-    progress("reference: the echo relayed through a child process")
-    relay = echo_times(args.calls, args.warmup, RELAY_SERVER)
     progress("peer: Ray actor")
     peer = ray_times(args.calls, args.warmup)
+    ours, quiet, echo, relay = (times[name] for name in ("ours", "quiet", "echo", "relay"))
+    ssh, echo_ssh = times.get("ssh"), times.get("echo_ssh")
 
     ours_s, echo_s, ray_s = summary(ours), summary(echo), summary(peer)
-    relay_s, ssh_s = summary(relay), summary(ssh)
+    relay_s, ssh_s, echo_ssh_s = summary(relay), summary(ssh), summary(echo_ssh)
     assert ours_s is not None and echo_s is not None and relay_s is not None
     ratio_echo = ours_s["p50_ms"] / echo_s["p50_ms"]
     ratio_ray = ours_s["p50_ms"] / ray_s["p50_ms"] if ray_s else None
@@ -304,6 +336,10 @@ def main() -> None:
                 "ours_over_ssh_tunnel": ssh_s,
                 "ratio_ssh_to_local_p50": (
                     round(ssh_s["p50_ms"] / ours_s["p50_ms"], 3) if ssh_s else None
+                ),
+                "echo_over_ssh_tunnel": echo_ssh_s,
+                "ratio_echo_over_ssh_tunnel_to_echo_p50": (
+                    round(echo_ssh_s["p50_ms"] / echo_s["p50_ms"], 3) if echo_ssh_s else None
                 ),
                 "ray": ray_s,
                 "ratio_ours_to_echo_p50": round(ratio_echo, 3),

@@ -288,38 +288,61 @@ class SSHHost(DaemonHost):
             raise DaemonError(
                 f"{self.runner.target} has no python3 on its PATH; install Python 3.10+ there."
             )
-        wheel, digest = build_wheel()
+        source = checkout()
+        if source is None:
+            # A released client: the host installs the same release from its package index.
+            wheel, stamp = None, f"release {__version__}"
+            spec = shlex.quote(f"runhouse=={__version__}")
+        else:
+            wheel, digest = build_wheel(source)
+            stamp, spec = digest, f"{REMOTE_ROOT}/wheels/{digest}/{wheel.name}"
         marker = f"{REMOTE_ROOT}/venv/.runhouse-source"
         [(_, installed, _)] = self.runner.run(f"cat {marker} 2>/dev/null", stream_logs=False)
-        if installed.strip() == digest:
+        if installed.strip() == stamp:
             return  # this exact code is installed there already
-        remote_wheel = f"{REMOTE_ROOT}/wheels/{digest}/{wheel.name}"
-        self.runner.run(f"mkdir -p {REMOTE_ROOT}/wheels/{digest}", stream_logs=False)
-        self.runner.rsync(str(wheel), remote_wheel, up=True, gitignore=False)
+        if wheel is not None:
+            self.runner.run(f"mkdir -p {REMOTE_ROOT}/wheels/{stamp}", stream_logs=False)
+            self.runner.rsync(str(wheel), spec, up=True, gitignore=False)
+        pip = f"{REMOTE_ROOT}/venv/bin/python -m pip install -q"
+        # Other code may be installed there at the same version (a rebuilt checkout): force
+        # this code in, then add its dependencies.
         install = (
-            f"python3 -m venv {REMOTE_ROOT}/venv && {REMOTE_ROOT}/venv/bin/python -m pip install "
-            f"-q --force-reinstall --no-deps {remote_wheel} && "
-            f"{REMOTE_ROOT}/venv/bin/python -m pip install -q {remote_wheel} && "
-            f"echo {digest} > {marker}"
+            f"python3 -m venv {REMOTE_ROOT}/venv && {pip} --force-reinstall --no-deps {spec} && "
+            f"{pip} {spec} && echo {shlex.quote(stamp)} > {marker}"
         )
         [(rc, out, err)] = self.runner.run(install, stream_logs=False)
-        if rc != 0:
-            raise DaemonError(
-                f"Installing runhouse on {self.runner.target} failed:\n{(out + err)[-3000:]}"
+        if rc == 0:
+            return
+        hint = ""
+        if wheel is None:
+            hint = (
+                f" The host's package index must offer {spec}; for a private index, configure "
+                "pip on the host (PIP_INDEX_URL, or ~/.config/pip/pip.conf)."
             )
-
-
-def build_wheel() -> tuple[Path, str]:
-    """A wheel of this Runhouse, built from the checkout and cached by content; and that
-    content's digest (hosts re-install when it changes, even at the same version)."""
-    package = Path(__file__).resolve().parents[1]
-    source = package.parent
-    cache = Path.home() / ".rh" / "wheels"
-    if not (source / "pyproject.toml").exists():
         raise DaemonError(
-            "Runhouse is installed from a release here; install it on the host with "
-            f"`pip install runhouse=={__version__}`."
+            f"Installing {'runhouse' if wheel else spec} on {self.runner.target} failed.{hint}\n"
+            f"{(out + err)[-3000:]}"
         )
+
+
+def checkout() -> Path | None:
+    """The source checkout this Runhouse runs from (a development install), or None for an
+    installed release."""
+    source = Path(__file__).resolve().parents[2]
+    return source if (source / "pyproject.toml").exists() else None
+
+
+def build_wheel(source: Path | None = None) -> tuple[Path, str]:
+    """A wheel of this Runhouse, built from its checkout and cached by content; and that
+    content's digest (hosts re-install when it changes, even at the same version)."""
+    source = source or checkout()
+    if source is None:
+        raise DaemonError(
+            "Runhouse is installed from a release here, not a checkout: there is no source "
+            f"to build a wheel from (hosts install runhouse=={__version__} themselves)."
+        )
+    package = source / "runhouse"
+    cache = Path.home() / ".rh" / "wheels"
     digest = workdir.tree_digest(package)
     target = cache / digest
     existing = sorted(target.glob("runhouse-*.whl"))

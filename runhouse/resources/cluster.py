@@ -26,9 +26,7 @@ from runhouse.client.shipping import ship
 from runhouse.config import configs
 from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
 from runhouse.fileio import atomic_write
-from runhouse.names.folders import project_root
-from runhouse.names.resolver import exists
-from runhouse.resources.env import Env
+from runhouse.resources.env import Env, as_env, code_root
 from runhouse.resources.resource import Resource
 from runhouse.wire import versions
 from runhouse.wire.exposure import Exposure
@@ -533,18 +531,6 @@ def send_code(
     return cluster, target_env, key
 
 
-def code_root(env: Env | None) -> Path | None:
-    """The folder the worker imports the user's code from: the env's working dir."""
-    chosen = env.working_dir if env is not None else "./"
-    if chosen is None:
-        return None
-    if chosen in ("./", "."):
-        # The project root, as for the local store. Outside any project (no marker up from
-        # the cwd), there is nothing to sync: the cwd might be $HOME or /tmp.
-        return project_root()
-    return Path(chosen).expanduser().resolve()
-
-
 def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:
     """A ``Cluster`` from a cluster, a name (``"local"`` or a saved one) or a config."""
     if isinstance(system, Cluster):
@@ -556,21 +542,6 @@ def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:
         if isinstance(built, Cluster):
             return built
     raise TypeError(f"expected a cluster or a cluster's name, got {system!r}")
-
-
-def as_env(env: Env | str | list[str] | dict[str, Any] | None) -> Env | None:
-    """An ``Env`` from an env, a saved env's name, a list of requirements or a config."""
-    if env is None or isinstance(env, Env):
-        return env
-    if isinstance(env, list):
-        return Env(reqs=env)
-    if isinstance(env, str):
-        return Env.from_name(env) if exists(env) else Env(name=env)
-    if isinstance(env, dict):
-        built = Resource.deref(env)
-        if isinstance(built, Env):
-            return built
-    raise TypeError(f"expected an env, an env's name or a list of requirements, got {env!r}")
 
 
 def _env_name(env: Env | str | None) -> str:

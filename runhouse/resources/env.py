@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from runhouse.names.folders import project_root
+from runhouse.names.resolver import exists
 from runhouse.resources.package import Package
 from runhouse.resources.resource import Resource
 
@@ -222,3 +224,30 @@ def _env_vars(value: Mapping[str, str] | str | None) -> dict[str, str] | str:
                 f"env_vars must map names to strings; {key!r}: {val!r} is not (quote numbers)."
             )
     return dict(value)
+
+
+def as_env(env: Env | str | list[str] | dict[str, Any] | None) -> Env | None:
+    """An ``Env`` from an env, a saved env's name, a list of requirements or a config."""
+    if env is None or isinstance(env, Env):
+        return env
+    if isinstance(env, list):
+        return Env(reqs=env)
+    if isinstance(env, str):
+        return Env.from_name(env) if exists(env) else Env(name=env)
+    if isinstance(env, dict):
+        built = Resource.deref(env)
+        if isinstance(built, Env):
+            return built
+    raise TypeError(f"expected an env, an env's name or a list of requirements, got {env!r}")
+
+
+def code_root(env: Env | None) -> Path | None:
+    """The folder the worker imports the user's code from: the env's working dir."""
+    chosen = env.working_dir if env is not None else "./"
+    if chosen is None:
+        return None
+    if chosen in ("./", "."):
+        # The project root, as for the local store. Outside any project (no marker up from
+        # the cwd), there is nothing to sync: the cwd might be $HOME or /tmp.
+        return project_root()
+    return Path(chosen).expanduser().resolve()

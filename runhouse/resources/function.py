@@ -19,8 +19,8 @@ from typing import Any
 
 from runhouse.client.invoke import CallKind, invoke, kind_of, new_key
 from runhouse.client.shipping import pointers
-from runhouse.resources.cluster import Cluster, as_cluster, as_env, send_code
-from runhouse.resources.env import Env
+from runhouse.resources.cluster import Cluster, as_cluster, send_code
+from runhouse.resources.env import Env, as_env
 from runhouse.resources.object_ref import ObjectRef
 from runhouse.resources.resource import Resource
 

@@ -68,6 +68,23 @@ def test_rsync_up_and_down_honours_gitignore(runner: CommandRunner, tmp_path: Pa
     assert not (back / "secret.log").exists()
 
 
+def test_rsync_makes_the_folders_above_its_destination(
+    runner: CommandRunner, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    deep = f"~/deep-{tmp_path.name}/one/two"
+    runner.rsync(str(source), f"{deep}/folder", up=True)  # a folder's contents
+    runner.rsync(str(source / "a.txt"), f"{deep}/three/b.txt", up=True)  # one file
+    command = f"cd {deep} && find . -type f | sort && cat three/b.txt"
+    [(rc, listing, _)] = runner.run(command, stream_logs=False)
+    assert rc == 0 and listing.split() == ["./folder/a.txt", "./three/b.txt", "a"]
+    back = tmp_path / "x" / "y" / "back"
+    runner.rsync(f"{deep}/three/b.txt", str(back), up=False)
+    assert back.read_text() == "a"
+
+
 def test_two_hosts_are_two_users(ssh_hosts: list[Any]) -> None:
     users = [
         ssh_runner(h).run("whoami; echo $HOME", stream_logs=False)[0][1].split() for h in ssh_hosts

@@ -30,7 +30,8 @@ class CommandRunner(ABC):
 
     @abstractmethod
     def rsync(self, source: str, dest: str, up: bool = True, gitignore: bool = True) -> None:
-        """Copy ``source`` to ``dest`` (to the machine if ``up``, else from it)."""
+        """Copy ``source`` to ``dest`` (to the machine if ``up``, else from it), making the
+        folders above ``dest`` as needed."""
 
     def check_connection(self, result: Result, command: str) -> None:
         """Raise if ``result`` is a failure to reach the machine (not the command's own)."""

@@ -20,6 +20,7 @@ class LocalRunner(CommandRunner):
     def rsync(self, source: str, dest: str, up: bool = True, gitignore: bool = True) -> None:
         """Copy ``source`` to ``dest`` on this machine (direction does not matter here)."""
         src, dst = Path(source).expanduser(), Path(dest).expanduser()
+        dst.parent.mkdir(parents=True, exist_ok=True)  # rsync makes only the last level
         if shutil.which("rsync"):
             command = ["rsync", "-a"] + (["--filter=:- .gitignore"] if gitignore else [])
             command += [_as_dir(src), str(dst)]

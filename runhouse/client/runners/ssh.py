@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import shlex
 import subprocess
 import tempfile
@@ -94,6 +95,10 @@ class SSHRunner(CommandRunner):
         src, dst = (source, f"{self.target}:{dest}") if up else (f"{self.target}:{source}", dest)
         if up and Path(source).expanduser().is_dir() and not source.endswith("/"):
             src = f"{Path(source).expanduser()}/"
+        if up:
+            self._make_parent(dest)
+        else:
+            Path(dest).expanduser().parent.mkdir(parents=True, exist_ok=True)
         command = ["rsync", "-az", "-e", shell]
         if gitignore:
             command.append("--filter=:- .gitignore")
@@ -102,6 +107,17 @@ class SSHRunner(CommandRunner):
             raise ssh_error(self, result.stderr)
         if result.returncode != 0:
             raise CommandError("rsync " + " ".join([src, dst]), result.returncode, result.stderr)
+
+    def _make_parent(self, dest: str) -> None:
+        # rsync creates the destination itself but not the folders above it (--mkpath needs
+        # rsync 3.2.3 on both ends): make them first, keeping a leading ~/ unquoted.
+        parent = posixpath.dirname(dest.rstrip("/"))
+        if parent in ("", ".", "/", "~"):
+            return
+        home, rest = ("~/", parent[2:]) if parent.startswith("~/") else ("", parent)
+        [(rc, _, err)] = self.run(f"mkdir -p -- {home}{shlex.quote(rest)}", stream_logs=False)
+        if rc != 0:
+            raise CommandError(f"mkdir -p {parent}", rc, err)
 
     def close(self) -> None:
         """End the multiplexed connection."""

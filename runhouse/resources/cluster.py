@@ -138,6 +138,13 @@ class Cluster(Resource):
             )
         return {node: self._ssh_runner(node)}
 
+    def _loadable_by_address(self) -> bool:
+        # ".../local" on the default port loads as this machine's daemon, saved or not.
+        default_local = self.host is None and self.server_port == local_daemon.DEFAULT_PORT
+        if default_local and (self.rns_address or "").rsplit("/", 1)[-1] == "local":
+            return True
+        return super()._loadable_by_address()
+
     def __getstate__(self) -> dict[str, Any]:
         # A cluster travels (inside a function sent elsewhere) without its live connections.
         state = self.__dict__.copy()

@@ -137,10 +137,15 @@ class Resource:
 
     @staticmethod
     def ref(sub: Resource | None) -> str | dict[str, Any] | None:
-        """How a sub-resource appears in a config: its address if named, else inline."""
+        """How a sub-resource appears in a config: its address if it is saved (loading
+        follows its newest version), else inline (a name alone could not be loaded)."""
         if sub is None:
             return None
-        return sub.rns_address or sub.config()
+        return str(sub._address) if sub._loadable_by_address() else sub.config()
+
+    def _loadable_by_address(self) -> bool:
+        """Whether loading this resource's address gives it back (it is saved)."""
+        return self._address is not None and store_for(self._address).exists(self._address)
 
     @staticmethod
     def deref(value: Resource | str | dict[str, Any] | None) -> Resource | None:

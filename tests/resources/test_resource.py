@@ -201,3 +201,15 @@ def test_sub_resources_inline_when_unnamed_by_address_when_named() -> None:
     shared.reqs = ["z"]
     shared.save()
     assert rh.load("b").env.reqs == ["z"]  # follows the named env's newest version
+
+
+def test_a_named_but_unsaved_sub_resource_is_kept_inline() -> None:
+    creds = {"ssh_user": "ubuntu", "ssh_private_key": "~/.ssh/id_ed25519"}
+    box = rh.cluster(name="unsaved_box", host="10.1.2.3", ssh_creds=creds, ssh_port=2222)
+    rh.Function(name="fn_on_box", system=box).save()  # the cluster itself was never saved
+    loaded = rh.load("fn_on_box").system
+    assert (loaded.host, loaded.ssh_port, loaded.ssh_creds) == ("10.1.2.3", 2222, creds)
+    assert loaded.rns_address == box.rns_address
+
+    box.save()  # once saved, the function refers to it by address
+    assert rh.Function(name="fn_on_box", system=box).config()["system"] == box.rns_address

@@ -234,8 +234,7 @@ class SSHHost(DaemonHost):
     def sync_workdir(self, root: Path) -> str:
         """rsync ``root`` (honouring .gitignore) to a mirror on the host."""
         dest = f"{self.home}/.rh/daemon/workdirs/{workdir.mirror_name(root)}"
-        self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
-        self.runner.rsync(str(root), dest, up=True)
+        self.runner.rsync(str(root), dest, up=True)  # makes the folders above dest
         return dest
 
     def place_requirements(self, reqs: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -255,8 +254,7 @@ class SSHHost(DaemonHost):
         """rsync a local file or folder to the host (in the folder named after
         ``stands_for``, default ``source``); its path there."""
         dest = f"{self.home}/.rh/daemon/reqs/{workdir.mirror_name(stands_for or source)}"
-        self.runner.run(f"mkdir -p {shlex.quote(dest)}", stream_logs=False)
-        if source.is_dir():
+        if source.is_dir():  # rsync makes dest and the folders above it
             self.runner.rsync(str(source), dest, up=True)
             return dest
         self.runner.rsync(str(source), f"{dest}/{source.name}", up=True, gitignore=False)
@@ -301,7 +299,6 @@ class SSHHost(DaemonHost):
         if installed.strip() == stamp:
             return  # this exact code is installed there already
         if wheel is not None:
-            self.runner.run(f"mkdir -p {REMOTE_ROOT}/wheels/{stamp}", stream_logs=False)
             self.runner.rsync(str(wheel), spec, up=True, gitignore=False)
         pip = f"{REMOTE_ROOT}/venv/bin/python -m pip install -q"
         # Other code may be installed there at the same version (a rebuilt checkout): force

@@ -8,37 +8,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
-import threading
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
-from runhouse.client import local_daemon, workdir
+from runhouse.client import local_daemon
+from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
-from runhouse.client.http import ClusterClient, DaemonUnreachable
 from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.ssh import SSHRunner
-from runhouse.client.shipping import ship
-from runhouse.config import configs
-from runhouse.exceptions import DaemonError, ObjectNotFoundError, ResourceNotFoundError
-from runhouse.fileio import atomic_write
-from runhouse.resources.env import Env, as_env, code_root
+from runhouse.exceptions import DaemonError, ResourceNotFoundError
+from runhouse.resources.cluster_calls import ClusterCalls
+from runhouse.resources.env import Env, as_env
 from runhouse.resources.resource import Resource
-from runhouse.wire import versions
 from runhouse.wire.exposure import Exposure
-from runhouse.wire.serialization import dumps
 
 log = logging.getLogger("runhouse")
 SSH_CRED_FIELDS = ("ssh_user", "ssh_private_key")  # a key's path, never its contents
-T = TypeVar("T")
-BASE_ENV = "base"
 
 
-class Cluster(Resource):
+class Cluster(ClusterCalls, Resource):
     """A machine (or machines) running a Runhouse daemon that holds objects and runs calls."""
 
     resource_type = "cluster"
@@ -67,9 +58,8 @@ class Cluster(Resource):
         self.den_auth = den_auth
         self.insecure = insecure
         _check_connection_settings(self)
-        self._client: ClusterClient | None = None
         self._daemon_host: DaemonHost | None = None
-        self._lock = threading.Lock()
+        self._connection = DaemonConnection(self)
 
     def config(self) -> dict[str, Any]:
         """The cluster's config (a key's path is kept, never a secret's value)."""
@@ -148,14 +138,13 @@ class Cluster(Resource):
     def __getstate__(self) -> dict[str, Any]:
         # A cluster travels (inside a function sent elsewhere) without its live connections.
         state = self.__dict__.copy()
-        state["_client"] = None
         state["_daemon_host"] = None
-        state["_lock"] = None
+        del state["_connection"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._connection = DaemonConnection(self)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -176,10 +165,7 @@ class Cluster(Resource):
 
     def restart_server(self) -> Cluster:
         """Stop the daemon (and its workers) and start it again; objects are lost."""
-        with self._lock:
-            self._drop_client()
-            self.daemon_host.stop()
-            self._client = self._start_client()
+        self._connection.restart()
         return self
 
     def status(self) -> dict[str, Any]:
@@ -277,228 +263,6 @@ class Cluster(Resource):
             raise ValueError(f"{self} is this machine: there is no SSH host to connect to")
         return host
 
-    # -- objects -----------------------------------------------------------------------
-
-    def put(self, key: str, obj: Any, env: Env | str | None = None) -> None:
-        """Store ``obj`` under ``key`` in ``env``'s worker (default: the base env)."""
-        env_name = self.ensure_env(env)
-        body = ship(obj, f"object {key!r}")
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=False))
-
-    def put_resource(self, key: str, obj: Any, env: Env | str | None = None) -> None:
-        """Store a function or class; it survives a worker restart (it is sent again).
-
-        The env's working dir (default: the project root) goes on the worker's import path,
-        and code importable from it is sent by reference.
-        """
-        env_name = self.ensure_env(env)
-        self._check_versions(env_name)
-        root = code_root(env if isinstance(env, Env) else None)
-        synced = self._sync_working_dir(root) if root is not None else None
-        body = ship(obj, f"{key!r}", root if synced is not None else None)
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=synced))
-
-    def _sync_working_dir(self, root: Path) -> str | None:
-        """Mirror the working dir where this cluster's workers import it from."""
-        try:
-            return self.daemon_host.sync_workdir(root)
-        except workdir.WorkdirTooLarge as exc:
-            log.warning("Not syncing the working dir (%s); code will be sent by value.", exc)
-            return None
-
-    def _check_versions(self, env_name: str) -> None:
-        """Once per env and daemon: the env must run versions this client can talk to."""
-        base_url = self._with_client(lambda c: c.base_url)
-        if (base_url, env_name) in _checked_envs:
-            return
-        params = {"env": env_name}
-        remote = self._with_client(lambda c: c.json("GET", "/_rh/versions", params=params))
-        versions.check(versions.local_versions(), remote, env_name)
-        _checked_envs.add((base_url, env_name))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The object under ``key``, or ``default`` if there is none."""
-        try:
-            return self._with_client(lambda c: c.value("GET", f"/_rh/objects/{key}", key))
-        except ObjectNotFoundError:
-            return default
-
-    def keys(self, env: Env | str | None = None) -> list[str]:
-        """Keys of every object on the cluster, or of one env's."""
-        params = {"env": _env_name(env)} if env is not None else None
-        return list(self._with_client(lambda c: c.json("GET", "/_rh/keys", params=params)))
-
-    def delete(self, keys: str | Iterable[str]) -> None:
-        """Delete one key or several; ``KeyError`` for a key that is not there."""
-        for key in [keys] if isinstance(keys, str) else list(keys):
-            path = f"/_rh/objects/{key}"
-            self._with_client(lambda c, path=path: c.json("DELETE", path))  # type: ignore[misc]
-
-    def clear(self) -> None:
-        """Delete every object on the cluster."""
-        self._with_client(lambda c: c.json("POST", "/_rh/clear"))
-
-    def cancel(self, key: str) -> list[str]:
-        """Cancel a run (by the key ``.run()`` returned) or every running call of an object."""
-        answer = self._with_client(lambda c: c.json("POST", f"/_rh/cancel/{key}"))
-        return list(answer["cancelled"])
-
-    def ensure_env(self, env: Env | str | None) -> str:
-        """Declare ``env`` on the daemon (its variables) and return its name there."""
-        if env is None or isinstance(env, str):
-            return env or BASE_ENV
-        name = _env_name(env)
-        body = {
-            "conda": getattr(env, "conda_env", None),
-            "env_vars": env.resolved_env_vars(),
-            "reqs": self.daemon_host.place_requirements(env.resolved_reqs()),
-            "setup_cmds": list(env.setup_cmds),
-        }
-        self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
-        return name
-
-    # -- calls -------------------------------------------------------------------------
-
-    def call(
-        self,
-        key: str,
-        method: str,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        stream_logs: bool = True,
-        **params: str,
-    ) -> Any:
-        """Call ``key.method(*args, **kwargs)`` on the cluster and return its result."""
-        payload = dumps((args, kwargs or {}), f"the arguments of {key}.{method}")
-        params = {"logs": "1" if stream_logs else "0", **params}
-        return self._with_client(lambda c: c.call(key, method, payload, params, stream_logs))
-
-    def call_map(
-        self,
-        key: str,
-        method: str,
-        items: list[tuple[tuple[Any, ...], dict[str, Any]]],
-        stream_logs: bool = True,
-    ) -> list[Any]:
-        """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
-        payload = dumps(items, f"the arguments of {key}.{method}")
-        params = {"logs": "1" if stream_logs else "0", "op": "map"}
-        return list(self._with_client(lambda c: c.call(key, method, payload, params, stream_logs)))
-
-    def run_detached(
-        self, key: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_key: str
-    ) -> str:
-        """Start a call that outlives this client; returns its run key."""
-        payload = dumps((args, kwargs), f"the arguments of {key}.{method}")
-        params = {"detach": "1", "run_key": run_key}
-
-        def start(c: ClusterClient) -> str:
-            response = c.checked(
-                c.request("POST", f"/{key}/{method}", payload, "application/octet-stream", params)
-            )
-            return str(response.json()["run_key"])
-
-        return self._with_client(start)
-
-    def result(self, run_key: str) -> Any:
-        """Wait for a run started with ``run_detached`` and return its result."""
-        return self._with_client(lambda c: c.value("GET", f"/_rh/runs/{run_key}", run_key))
-
-    def endpoint(self) -> str:
-        """The daemon's base URL."""
-        return self._with_client(lambda c: c.base_url)
-
-    def token(self) -> str | None:
-        """The daemon's bearer token (for plain HTTP clients such as curl)."""
-        return self._with_client(lambda c: c.token)
-
-    def certificate_file(self) -> Path | None:
-        """The daemon's TLS certificate saved as a file (for curl's ``--cacert``), or None."""
-        pem = self._with_client(lambda c: c.certificate)
-        if pem is None:
-            return None
-        digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
-        path = Path.home() / ".rh" / "certs" / f"{digest}.pem"
-        if not path.exists():
-            atomic_write(path, pem)
-        return path
-
-    # -- connection --------------------------------------------------------------------
-
-    def _with_client(self, action: Callable[[ClusterClient], T]) -> T:
-        client = self._client or self._connected(autostart=configs.get("autostart_daemon"))
-        try:
-            return action(client)
-        except DaemonUnreachable as exc:
-            running = self.daemon_host.info() is not None
-            if running and not exc.before_sending:
-                raise  # the daemon runs and may have the request: do not send it twice
-            with self._lock:
-                self._drop_client()
-            if running:  # the way there broke (a dead tunnel): open it again
-                log.warning("The connection to the daemon of %s broke; reopening it.", self)
-                return action(self._connected(autostart=False))
-            if not configs.get("autostart_daemon"):
-                raise
-            log.warning(
-                "The Runhouse daemon of %s is gone (crashed or stopped); restarting it.", self
-            )
-            return action(self._connected(autostart=True))
-
-    def _connected(self, autostart: bool) -> ClusterClient:
-        with self._lock:
-            if self._client is None:
-                info = self.daemon_host.info()
-                if info is not None:
-                    self._client = self._client_for(info)
-                elif autostart:
-                    log.info(
-                        "Starting the local Runhouse daemon (none was running); "
-                        "set autostart_daemon to false to turn this off."
-                    )
-                    self._client = self._start_client()
-                else:
-                    raise DaemonError(
-                        f"No Runhouse daemon runs for {self}; start one with "
-                        "`runhouse start` or c.up_if_not() (autostart_daemon is off)."
-                    )
-            return self._client
-
-    def _start_client(self) -> ClusterClient:
-        return self._client_for(self.daemon_host.start(self.server_port, self.exposure))
-
-    def _client_for(self, info: dict[str, Any]) -> ClusterClient:
-        host, port = self.daemon_host.endpoint(info)
-        token = self.daemon_host.token() if info.get("auth", True) else None
-        return _shared_client(host, port, token, self.daemon_host.certificate(info))
-
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            _forget_client(self._client)
-            self._client = None
-
-
-_checked_envs: set[tuple[str, str]] = set()  # (daemon URL, env) whose versions agree
-
-# One client per daemon, whichever Cluster objects point at it, so connections are reused.
-_clients: dict[tuple[str, int, str | None, str | None], ClusterClient] = {}
-_clients_lock = threading.Lock()
-
-
-def _shared_client(host: str, port: int, token: str | None, cert: str | None) -> ClusterClient:
-    with _clients_lock:
-        client = _clients.get((host, port, token, cert))
-        if client is None:
-            client = ClusterClient(host, port, token, certificate=cert)
-            _clients[(host, port, token, cert)] = client
-        return client
-
-
-def _forget_client(client: ClusterClient) -> None:
-    with _clients_lock:
-        _clients.pop((client.host, client.port, client.token, client.certificate), None)
-    client.close()
-
 
 _CONNECTION_TYPES = ("ssh", "tls", "none")
 
@@ -549,14 +313,6 @@ def as_cluster(system: Cluster | str | dict[str, Any]) -> Cluster:
         if isinstance(built, Cluster):
             return built
     raise TypeError(f"expected a cluster or a cluster's name, got {system!r}")
-
-
-def _env_name(env: Env | str | None) -> str:
-    if env is None:
-        return BASE_ENV
-    if isinstance(env, str):
-        return env
-    return env.name or f"env-{env.content_hash()[:12]}"
 
 
 def cluster(

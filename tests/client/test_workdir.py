@@ -99,7 +99,7 @@ def test_only_regular_files_are_synced(tmp_path: Path) -> None:
 
 
 def test_no_sync_outside_a_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runhouse.resources.cluster import code_root
+    from runhouse.resources.env import code_root
 
     outside = tmp_path / "no_markers_anywhere"
     outside.mkdir()

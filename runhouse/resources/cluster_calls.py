@@ -1,0 +1,211 @@
+"""What a cluster's daemon holds and runs: objects by key, envs, calls and runs.
+
+``Cluster`` inherits these; they reach the daemon through ``self._with_client``.
+
+    >>> c.put("answer", 42); c.get("answer")
+    42
+    >>> c.keys(), c.cancel(run_key)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from runhouse.client import workdir
+from runhouse.client.connection import DaemonConnection
+from runhouse.client.hosts import DaemonHost
+from runhouse.client.http import ClusterClient
+from runhouse.client.shipping import ship
+from runhouse.exceptions import ObjectNotFoundError
+from runhouse.fileio import atomic_write
+from runhouse.resources.env import Env, code_root
+from runhouse.wire import versions
+from runhouse.wire.serialization import dumps
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("runhouse")
+T = TypeVar("T")
+BASE_ENV = "base"
+
+
+class ClusterCalls:
+    """Objects, envs, calls and runs on a cluster's daemon (a part of ``Cluster``)."""
+
+    _connection: DaemonConnection
+
+    if TYPE_CHECKING:
+
+        @property
+        def daemon_host(self) -> DaemonHost:
+            """Where the daemon runs (``Cluster`` says how)."""
+
+    # -- objects -----------------------------------------------------------------------
+
+    def put(self, key: str, obj: Any, env: Env | str | None = None) -> None:
+        """Store ``obj`` under ``key`` in ``env``'s worker (default: the base env)."""
+        env_name = self.ensure_env(env)
+        body = ship(obj, f"object {key!r}")
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=False))
+
+    def put_resource(self, key: str, obj: Any, env: Env | str | None = None) -> None:
+        """Store a function or class; it survives a worker restart (it is sent again).
+
+        The env's working dir (default: the project root) goes on the worker's import path,
+        and code importable from it is sent by reference.
+        """
+        env_name = self.ensure_env(env)
+        self._check_versions(env_name)
+        root = code_root(env if isinstance(env, Env) else None)
+        synced = self._sync_working_dir(root) if root is not None else None
+        body = ship(obj, f"{key!r}", root if synced is not None else None)
+        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=synced))
+
+    def _sync_working_dir(self, root: Path) -> str | None:
+        """Mirror the working dir where this cluster's workers import it from."""
+        try:
+            return self.daemon_host.sync_workdir(root)
+        except workdir.WorkdirTooLarge as exc:
+            log.warning("Not syncing the working dir (%s); code will be sent by value.", exc)
+            return None
+
+    def _check_versions(self, env_name: str) -> None:
+        """Once per env and daemon: the env must run versions this client can talk to."""
+        base_url = self._with_client(lambda c: c.base_url)
+        if (base_url, env_name) in _checked_envs:
+            return
+        params = {"env": env_name}
+        remote = self._with_client(lambda c: c.json("GET", "/_rh/versions", params=params))
+        versions.check(versions.local_versions(), remote, env_name)
+        _checked_envs.add((base_url, env_name))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The object under ``key``, or ``default`` if there is none."""
+        try:
+            return self._with_client(lambda c: c.value("GET", f"/_rh/objects/{key}", key))
+        except ObjectNotFoundError:
+            return default
+
+    def keys(self, env: Env | str | None = None) -> list[str]:
+        """Keys of every object on the cluster, or of one env's."""
+        params = {"env": _env_name(env)} if env is not None else None
+        return list(self._with_client(lambda c: c.json("GET", "/_rh/keys", params=params)))
+
+    def delete(self, keys: str | Iterable[str]) -> None:
+        """Delete one key or several; ``KeyError`` for a key that is not there."""
+        for key in [keys] if isinstance(keys, str) else list(keys):
+            path = f"/_rh/objects/{key}"
+            self._with_client(lambda c, path=path: c.json("DELETE", path))  # type: ignore[misc]
+
+    def clear(self) -> None:
+        """Delete every object on the cluster."""
+        self._with_client(lambda c: c.json("POST", "/_rh/clear"))
+
+    def cancel(self, key: str) -> list[str]:
+        """Cancel a run (by the key ``.run()`` returned) or every running call of an object."""
+        answer = self._with_client(lambda c: c.json("POST", f"/_rh/cancel/{key}"))
+        return list(answer["cancelled"])
+
+    def ensure_env(self, env: Env | str | None) -> str:
+        """Declare ``env`` on the daemon (its variables) and return its name there."""
+        if env is None or isinstance(env, str):
+            return env or BASE_ENV
+        name = _env_name(env)
+        body = {
+            "conda": getattr(env, "conda_env", None),
+            "env_vars": env.resolved_env_vars(),
+            "reqs": self.daemon_host.place_requirements(env.resolved_reqs()),
+            "setup_cmds": list(env.setup_cmds),
+        }
+        self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
+        return name
+
+    # -- calls -------------------------------------------------------------------------
+
+    def call(
+        self,
+        key: str,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        stream_logs: bool = True,
+        **params: str,
+    ) -> Any:
+        """Call ``key.method(*args, **kwargs)`` on the cluster and return its result."""
+        payload = dumps((args, kwargs or {}), f"the arguments of {key}.{method}")
+        params = {"logs": "1" if stream_logs else "0", **params}
+        return self._with_client(lambda c: c.call(key, method, payload, params, stream_logs))
+
+    def call_map(
+        self,
+        key: str,
+        method: str,
+        items: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        stream_logs: bool = True,
+    ) -> list[Any]:
+        """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
+        payload = dumps(items, f"the arguments of {key}.{method}")
+        params = {"logs": "1" if stream_logs else "0", "op": "map"}
+        return list(self._with_client(lambda c: c.call(key, method, payload, params, stream_logs)))
+
+    def run_detached(
+        self, key: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_key: str
+    ) -> str:
+        """Start a call that outlives this client; returns its run key."""
+        payload = dumps((args, kwargs), f"the arguments of {key}.{method}")
+        params = {"detach": "1", "run_key": run_key}
+
+        def start(c: ClusterClient) -> str:
+            response = c.checked(
+                c.request("POST", f"/{key}/{method}", payload, "application/octet-stream", params)
+            )
+            return str(response.json()["run_key"])
+
+        return self._with_client(start)
+
+    def result(self, run_key: str) -> Any:
+        """Wait for a run started with ``run_detached`` and return its result."""
+        return self._with_client(lambda c: c.value("GET", f"/_rh/runs/{run_key}", run_key))
+
+    def endpoint(self) -> str:
+        """The daemon's base URL."""
+        return self._with_client(lambda c: c.base_url)
+
+    def token(self) -> str | None:
+        """The daemon's bearer token (for plain HTTP clients such as curl)."""
+        return self._with_client(lambda c: c.token)
+
+    def certificate_file(self) -> Path | None:
+        """The daemon's TLS certificate saved as a file (for curl's ``--cacert``), or None."""
+        pem = self._with_client(lambda c: c.certificate)
+        if pem is None:
+            return None
+        digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+        path = Path.home() / ".rh" / "certs" / f"{digest}.pem"
+        if not path.exists():
+            atomic_write(path, pem)
+        return path
+
+    # -- connection --------------------------------------------------------------------
+
+    def _with_client(self, action: Callable[[ClusterClient], T]) -> T:
+        return self._connection.with_client(action)
+
+    def _connected(self, autostart: bool) -> ClusterClient:
+        return self._connection.connected(autostart)
+
+
+_checked_envs: set[tuple[str, str]] = set()  # (daemon URL, env) whose versions agree
+
+
+def _env_name(env: Env | str | None) -> str:
+    if env is None:
+        return BASE_ENV
+    if isinstance(env, str):
+        return env
+    return env.name or f"env-{env.content_hash()[:12]}"

@@ -47,12 +47,12 @@ def invoke(
 ) -> Any:
     """Call ``key.method`` on ``system`` in the style ``kind`` asks for."""
     if kind == "sync":
-        return system.call(key, method, args, kwargs, stream_logs=stream_logs)
+        return system.request_call(key, method, args, kwargs, stream_logs=stream_logs)
     if kind == "generator":
-        return _as_iterator(system.call(key, method, args, kwargs, stream_logs=stream_logs))
+        return _as_iterator(system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
     if kind == "async":
         return asyncio.to_thread(system.call, key, method, args, kwargs, stream_logs=stream_logs)
-    return _async_items(lambda: system.call(key, method, args, kwargs, stream_logs=stream_logs))
+    return _async_items(lambda: system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
 
 
 def _as_iterator(value: Any) -> Iterator[Any]:

@@ -127,7 +127,7 @@ class ClusterCalls:
 
     # -- calls -------------------------------------------------------------------------
 
-    def call(
+    def request_call(
         self,
         key: str,
         method: str,

@@ -116,7 +116,7 @@ class Function(Resource):
         cluster, key = self._bound()
         stream_logs = self._pop_stream_logs(kwargs)
         result_key = new_key(key)
-        cluster.call(key, "call", args, kwargs, stream_logs=stream_logs, store_as=result_key)
+        cluster.request_call(key, "call", args, kwargs, stream_logs=stream_logs, store_as=result_key)
         return ObjectRef(cluster, result_key)
 
     def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Any]:

@@ -103,7 +103,7 @@ class ModuleClass(Resource):
                 raise ValueError("This module has neither its class here nor a cluster.")
             return self.cls(*args, **kwargs)
         key = _key(name) if name else new_key(self.key.lower())
-        self.system.call(self.key, "call", args, kwargs, store_as=key)
+        self.system.request_call(self.key, "call", args, kwargs, store_as=key)
         return RemoteModule(name=name, system=self.system, key=key, cls=self.cls, env=self.env)
 
 
@@ -205,11 +205,11 @@ class RemoteAttributes:
 
     def __getattr__(self, attr: str) -> Any:
         system, key = self._module._target()
-        return system.call(key, attr, stream_logs=False, op="getattr")
+        return system.request_call(key, attr, stream_logs=False, op="getattr")
 
     def __setattr__(self, attr: str, value: Any) -> None:
         system, key = self._module._target()
-        system.call(key, attr, (value,), stream_logs=False, op="setattr")
+        system.request_call(key, attr, (value,), stream_logs=False, op="setattr")
 
 
 def _is_method(member: Any) -> bool:

@@ -265,7 +265,7 @@ def test_unpicklable_argument_and_result(cluster: rh.Cluster) -> None:
 def test_missing_key_names_the_keys_that_exist(cluster: rh.Cluster) -> None:
     rh.function(add).to(cluster)
     with pytest.raises(KeyError) as info:
-        cluster.call("nope", "call", (1,))
+        cluster.request_call("nope", "call", (1,))
     assert isinstance(info.value, rh.ObjectNotFoundError)
     assert "'nope'" in str(info.value) and "'add'" in str(info.value)
 

@@ -51,7 +51,7 @@ def invoke(
     if kind == "generator":
         return _as_iterator(system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
     if kind == "async":
-        return asyncio.to_thread(system.call, key, method, args, kwargs, stream_logs=stream_logs)
+        return asyncio.to_thread(system.request_call, key, method, args, kwargs, stream_logs=stream_logs)
     return _async_items(lambda: system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
 
 

@@ -261,14 +261,35 @@ class ClusterClient:
         raise DaemonError("unreachable")
 
     def send_object(
-        self, key: str, body: bytes, env: str, resource: bool, path: str | None = None
-    ) -> None:
+        self,
+        key: str,
+        body: bytes,
+        env: str,
+        resource: bool,
+        path: str | None = None,
+        unique: bool = False,
+    ) -> dict[str, Any]:
         """Store a serialized object under ``key`` in ``env``'s worker (``path``: add to its
-        import path first)."""
+        import path first); answers ``{key, env, moved_from}``: the key it is held under
+        (``unique``: a key held in another env is left alone, and this object gets a key of
+        its own) and the env it was taken from, if another env held it."""
         params = {"env": env, "resource": "1" if resource else "0"}
         if path is not None:
             params["path"] = str(path)
-        self.checked(self.request("PUT", f"/_rh/objects/{key}", body, PICKLE, params)).read()
+        if unique:
+            params["unique"] = "1"
+        response = self.request("PUT", f"/_rh/objects/{key}", body, PICKLE, params)
+        answer: dict[str, Any] = self.checked(response).json()
+        return answer
+
+    def env_info(self, name: str) -> dict[str, Any] | None:
+        """What the daemon knows of env ``name`` (its Python, variables), or None."""
+        response = self.request("GET", f"/_rh/envs/{name}")
+        if response.status == 404:
+            response.read()
+            return None
+        info: dict[str, Any] = self.checked(response).json()
+        return info
 
     def close(self) -> None:
         """Close pooled connections."""

@@ -1,6 +1,10 @@
-"""How a remote callable is called: sync, generator, coroutine or async generator.
+"""How a remote callable is called: sync, generator, coroutine or async generator, and
+the keywords every call takes for itself (never passed to the user's code).
 
-Functions and module methods share this, so every call style behaves the same for both.
+Functions, module methods and ``c.call`` share this, so every call style behaves the same.
+
+    >>> options = pop_options(kwargs)       # stream_logs, run_name, run_async, remote
+    >>> invoke(request, styled(kind_of(fn), options.run_async))
 """
 
 from __future__ import annotations
@@ -9,13 +13,61 @@ import asyncio
 import inspect
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from runhouse.resources.cluster import Cluster
+from typing import Any, Literal
 
 CallKind = Literal["sync", "generator", "async", "async_generator"]
+RESERVED = ("stream_logs", "run_name", "run_async", "remote")
 _DONE = object()
+
+
+class CallOptions:
+    """What a call's reserved keywords asked for (plain slots: built on every call)."""
+
+    __slots__ = ("remote", "run_async", "run_name", "stream_logs")
+
+    def __init__(
+        self,
+        stream_logs: bool = True,
+        run_name: str | None = None,
+        run_async: bool | None = None,
+        remote: bool = False,
+    ) -> None:
+        self.stream_logs = stream_logs
+        self.run_name = run_name  # the run's key; its result is kept under it too
+        self.run_async = run_async  # None: as the function is (async def or not)
+        self.remote = remote  # keep the result on the cluster, return an ObjectRef
+
+
+_DEFAULTS = {True: CallOptions(True), False: CallOptions(False)}
+
+
+def pop_options(kwargs: dict[str, Any], stream_logs: bool = True) -> CallOptions:
+    """Take the reserved keywords out of ``kwargs``; what is left is the user's."""
+    if not kwargs or not any(name in kwargs for name in RESERVED):
+        return _DEFAULTS[stream_logs]  # the usual call: nothing to pop, nothing to build
+    run_async = kwargs.pop("run_async", None)
+    return CallOptions(
+        stream_logs=bool(kwargs.pop("stream_logs", stream_logs)),
+        run_name=kwargs.pop("run_name", None),
+        run_async=None if run_async is None else bool(run_async),
+        remote=bool(kwargs.pop("remote", False)),
+    )
+
+
+_AS_ASYNC: dict[str, CallKind] = {"sync": "async", "generator": "async_generator"}
+_AS_SYNC: dict[str, CallKind] = {"async": "sync", "async_generator": "generator"}
+
+
+def styled(kind: CallKind, run_async: bool | None) -> CallKind:
+    """The style of a call once ``run_async`` has overridden the function's own."""
+    if run_async is None:
+        return kind
+    return (_AS_ASYNC if run_async else _AS_SYNC).get(kind, kind)
+
+
+def is_async(kind: CallKind) -> bool:
+    """Whether calls of this style return an awaitable (or an async iterator)."""
+    return kind in ("async", "async_generator")
 
 
 def kind_of(fn: Callable[..., Any] | None) -> CallKind:
@@ -36,23 +88,16 @@ def new_key(prefix: str) -> str:
     return f"{prefix}@{secrets.token_hex(6)}"
 
 
-def invoke(
-    system: Cluster,
-    key: str,
-    method: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    kind: CallKind,
-    stream_logs: bool,
-) -> Any:
-    """Call ``key.method`` on ``system`` in the style ``kind`` asks for."""
+def invoke(request: Callable[[], Any], kind: CallKind) -> Any:
+    """Run ``request`` (one call to the cluster, returning its value) in the style ``kind``
+    asks for: the value, an iterator, an awaitable or an async iterator."""
     if kind == "sync":
-        return system.request_call(key, method, args, kwargs, stream_logs=stream_logs)
+        return request()
     if kind == "generator":
-        return _as_iterator(system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
+        return _as_iterator(request())
     if kind == "async":
-        return asyncio.to_thread(system.request_call, key, method, args, kwargs, stream_logs=stream_logs)
-    return _async_items(lambda: system.request_call(key, method, args, kwargs, stream_logs=stream_logs))
+        return asyncio.to_thread(request)
+    return _async_items(request)
 
 
 def _as_iterator(value: Any) -> Iterator[Any]:

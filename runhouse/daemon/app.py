@@ -7,6 +7,8 @@ Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{metho
     GET    /_rh/status              envs, workers, objects, uptime
     GET    /_rh/keys[?env=]         keys of objects held
     PUT    /_rh/envs/{name}         declare an env (JSON: env_vars)
+    GET    /_rh/envs/{name}         whether the daemon knows an env (404 if not)
+    POST   /_rh/venvs/{name}        give an env a venv of its own (for commands run in it)
     PUT    /_rh/objects/{key}       store an object (pickle body; ?env=, ?resource=1)
     GET    /_rh/objects/{key}       fetch an object
     DELETE /_rh/objects/{key}       delete an object
@@ -14,6 +16,9 @@ Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{metho
     POST   /_rh/cancel/{key}        cancel a run (by run key) or every run of an object
     GET    /_rh/runs/{run_key}      wait for a run started with ?detach=1 and fetch its result
     POST   /{key}/{method}          call (pickle body, or JSON {"args", "kwargs"} for curl)
+    GET    /{key}/{method}?a=1      call with the query as keyword arguments, or read an attribute
+
+Keys are any printable text ("org/model" too): a call's method is the path's last segment.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import asyncio
 import hmac
 import itertools
 import json
+import logging
 import re
 import secrets
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from runhouse._version import __version__
 from runhouse.daemon import asgi
@@ -37,7 +43,10 @@ from runhouse.daemon.state import BASE_ENV, DaemonState, Run
 from runhouse.exceptions import EnvInstallError
 from runhouse.wire.frames import TERMINAL, Kind
 
+log = logging.getLogger("runhouse.daemon")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
+_MAX_KEY = 512
+_KEY_ROUTES = frozenset({"objects", "cancel", "runs"})  # /_rh/<route>/<key, which may hold />
 _PUBLIC = frozenset({"/_rh/health", "/_rh/openapi.json"})
 _OPS = frozenset({"call", "map", "getattr", "setattr"})
 _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
@@ -82,6 +91,33 @@ def _name(value: str, what: str) -> str:
     return value
 
 
+def _key(value: str, what: str = "key") -> str:
+    # Keys are the user's names for objects (model ids such as "org/model" among them):
+    # any printable text, but not the daemon's own prefix.
+    if not value or len(value) > _MAX_KEY or not value.isprintable() or value.strip() != value:
+        raise HTTPError(
+            400,
+            "InvalidName",
+            f"invalid {what} {value!r}: use 1-{_MAX_KEY} printable characters, "
+            "without leading or trailing spaces",
+        )
+    if value == "_rh" or value.startswith("_rh/"):
+        raise HTTPError(400, "InvalidName", f"invalid {what} {value!r}: '_rh' is the daemon's")
+    return value
+
+
+class EnvInputs(NamedTuple):
+    """What an env is built from (kept to build it again with a venv of its own)."""
+
+    reqs: list[Requirement]
+    setup_cmds: list[str]
+    conda: dict[str, Any] | None
+    own: bool
+
+
+_NO_INPUTS = EnvInputs([], [], None, False)
+
+
 class Routes:
     """The handlers; each takes the request and answers through ``send``."""
 
@@ -90,19 +126,27 @@ class Routes:
         self.max_body = max_body
         self._run_ids = itertools.count(1)
         self._run_prefix = secrets.token_hex(3)  # run keys stay unique across restarts
+        self._env_inputs: dict[str, EnvInputs] = {}  # what each env was built from
 
     def _new_run_key(self, key: str) -> str:
         return f"{key}@{self._run_prefix}{next(self._run_ids):x}"
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route by method and path."""
-        method, parts = scope["method"], scope["path"].strip("/").split("/")
-        if len(parts) == 2 and parts[0] != "_rh":
+        method, path = scope["method"], scope["path"]
+        if not path.startswith("/_rh/"):
+            # /{key}/{method}: the method is the last segment; the key may hold "/".
+            key, _, name = path[1:].rpartition("/")
+            if not key or not name:
+                raise HTTPError(
+                    404, "NotFound", f"no route {path!r}; calls are POST /{{key}}/{{method}}"
+                )
+            if method == "GET":  # simple calls and attribute reads from a browser or curl
+                return await self.call(scope, receive, send, _key(key), name, from_query=True)
             if method != "POST":
                 raise HTTPError(405, "MethodNotAllowed", "calls are POST /{key}/{method}")
-            return await self.call(scope, receive, send, parts[0], parts[1])
-        if parts[0] != "_rh" or len(parts) < 2:
-            raise HTTPError(404, "NotFound", f"no route {scope['path']!r}; see /_rh/openapi.json")
+            return await self.call(scope, receive, send, _key(key), name)
+        parts = path.strip("/").split("/", 2)
         route = (method, parts[1], len(parts))
         if route == ("GET", "health", 2):
             return await asgi.send_json(send, 200, _health())
@@ -118,9 +162,13 @@ class Routes:
             env = _name(asgi.query(scope).get("env") or BASE_ENV, "env")
             return await self.versions(send, env)
         if len(parts) == 3:
-            name = _name(parts[2], "key")
+            name = _key(parts[2]) if parts[1] in _KEY_ROUTES else _name(parts[2], "env")
             if route == ("PUT", "envs", 3):
                 return await self.put_env(scope, receive, send, name)
+            if route == ("GET", "envs", 3):
+                return await self.get_env(send, name)
+            if route == ("POST", "venvs", 3):
+                return await self.own_venv(send, name)
             if route == ("PUT", "objects", 3):
                 return await self.put_object(scope, receive, send, name)
             if route == ("GET", "objects", 3):
@@ -136,33 +184,46 @@ class Routes:
     def _env_of(self, key: str) -> str:
         env = self.state.key_env.get(key)
         if env is None:
-            _name(key, "key")  # a malformed key is a 400, not a 404
+            _key(key)  # a malformed key is a 400, not a 404
             keys = self.state.keys()
             raise HTTPError(
                 404, "ObjectNotFoundError", f"no object with key {key!r}", key=key, keys=keys
             )
         return env
 
-    async def call(self, scope: Scope, receive: Receive, send: Send, key: str, method: str) -> None:
-        """Run ``key.method``; stream frames back (or one JSON value for curl)."""
-        q = asgi.query(scope)
+    async def call(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: str,
+        method: str,
+        from_query: bool = False,
+    ) -> None:
+        """Run ``key.method``; stream frames back (or one JSON value for curl). A GET
+        (``from_query``) passes the query as keyword arguments, or reads an attribute."""
+        q = {} if from_query else asgi.query(scope)
         op = q.get("op", "call")
         if op not in _OPS:
             raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
         env = self._env_of(key)
         body = await asgi.read_body(scope, receive, self.max_body)
-        run_key = _name(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
+        if from_query:
+            body = _query_call(asgi.query(scope))
+        run_key = _key(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
         # The worker reads absent fields as their defaults: the pickled header stays small.
         request: dict[str, Any] = {"op": op, "key": key, "method": method, "run_key": run_key}
-        as_json = (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
+        as_json = from_query or (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
         if as_json:
             request["fmt"] = "json"
+        if from_query:
+            request["attr"] = True  # a plain attribute answers its value
         detach = q.get("detach") == "1"
         if q.get("logs") == "1" and not as_json and not detach:
             request["logs"] = True
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
-            request["store_as"] = _name(store_as, "store_as")
+            request["store_as"] = _key(store_as, "store_as")
         worker = self.state.workers.get(env)  # the usual case, without a coroutine per call
         if worker is None or not worker.alive:
             worker = await self.state.worker(env)
@@ -297,7 +358,7 @@ class Routes:
                 isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
             )
             valid = valid and all(isinstance(c, str) for c in setup_cmds)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             valid = False
         if not valid:
             raise HTTPError(
@@ -306,10 +367,35 @@ class Routes:
                 'env body must be {"env_vars": {"NAME": "value"}, "reqs": [{"kind", "value"}], '
                 '"setup_cmds": ["..."]}',
             )
+        own = self._env_inputs.get(name, _NO_INPUTS).own  # a venv given once stays
+        self._env_inputs[name] = EnvInputs(reqs, setup_cmds, conda, own)
+        built = await self._build_env(name, dict(env_vars), self._env_inputs[name])
+        await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
+
+    async def own_venv(self, send: Send, name: str) -> None:
+        """Give an env a venv of its own (for commands run in it); answers its Python."""
+        if name == BASE_ENV:
+            raise HTTPError(
+                400,
+                "BadRequest",
+                "the base env runs on the daemon's own Python; run commands in an env of "
+                "your own (rh.env(name=...)) to install packages into it",
+            )
+        spec = self.state.envs.get(name)
+        if spec is None:
+            raise HTTPError(404, "EnvNotFound", f"no env {name!r} on this daemon")
+        inputs = self._env_inputs.get(name, _NO_INPUTS)._replace(own=True)
+        self._env_inputs[name] = inputs
+        built = await self._build_env(name, dict(spec.env_vars), inputs)
+        await asgi.send_json(send, 200, {"env": name, "python": built.python})
+
+    async def _build_env(self, name: str, env_vars: dict[str, str], inputs: EnvInputs) -> Any:
         loop = asyncio.get_running_loop()
+        build = self.state.builder.build
         try:
-            build = self.state.builder.build
-            built = await loop.run_in_executor(None, build, name, reqs, setup_cmds, conda)
+            built = await loop.run_in_executor(
+                None, build, name, inputs.reqs, inputs.setup_cmds, inputs.conda, inputs.own
+            )
         except EnvInstallError as exc:
             raise HTTPError(
                 400,
@@ -322,7 +408,7 @@ class Routes:
             ) from exc
         spec = EnvSpec(
             name,
-            dict(env_vars),
+            env_vars,
             None if built.content_hash is None else built.python,
             built.pythonpath,
             built.content_hash,
@@ -330,7 +416,7 @@ class Routes:
         )
         if self.state.set_env(spec):
             await self.state.restart_env(name)
-        await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
+        return built
 
     async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
         """Store an object in an env's worker."""
@@ -338,6 +424,10 @@ class Routes:
         env = _name(q.get("env") or BASE_ENV, "env")
         body = await asgi.read_body(scope, receive, self.max_body)
         previous = self.state.key_env.get(key)
+        if q.get("unique") == "1" and previous is not None and previous != env:
+            # Unnamed code sent to a second env must not take the first one's key away.
+            key = _key(f"{key}@{env}")
+            previous = self.state.key_env.get(key)
         worker = await self.state.worker(env)
         path = q.get("path")
         stream = worker.open({"op": "put", "key": key, "path": path}, body)
@@ -345,10 +435,30 @@ class Routes:
         frame = await stream.next()
         if frame.kind != Kind.RESULT:
             return await asgi.send_frame(send, 400, frame.header, frame.payload)
-        if previous is not None and previous != env and previous in self.state.workers:
-            await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
+        moved = previous is not None and previous != env
+        if moved:
+            log.info("object %r moved from env %r to env %r", key, previous, env)
+            if previous in self.state.workers:
+                await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
         self.state.remember(key, env, (body, path) if q.get("resource") == "1" else None)
-        await asgi.send_json(send, 200, {"key": key, "env": env})
+        answer = {"key": key, "env": env, "moved_from": previous if moved else None}
+        await asgi.send_json(send, 200, answer)
+
+    async def get_env(self, send: Send, name: str) -> None:
+        """Whether the daemon knows env ``name``, and its Python (404 if it does not)."""
+        spec = self.state.envs.get(name)
+        if spec is None:
+            raise HTTPError(
+                404, "EnvNotFound", f"no env {name!r} on this daemon", envs=sorted(self.state.envs)
+            )
+        answer = {
+            "name": name,
+            "python": spec.python or sys.executable,
+            "hash": spec.content_hash,
+            "venv": spec.python is not None,  # a venv of its own, not the daemon's Python
+            "env_vars": spec.env_vars,
+        }
+        await asgi.send_json(send, 200, answer)
 
     async def get_object(self, send: Send, key: str) -> None:
         """Fetch an object's value as a frame."""
@@ -382,6 +492,18 @@ class Routes:
         self.state.key_env.clear()
         self.state.resources.clear()
         await asgi.send_json(send, 200, {"cleared": True})
+
+
+def _query_call(params: dict[str, str]) -> bytes:
+    """A GET's query as a JSON call body: each value as JSON where it parses (``n=3`` is 3),
+    else as the string it is (``name=ada``)."""
+    kwargs: dict[str, Any] = {}
+    for name, raw in params.items():
+        try:
+            kwargs[name] = json.loads(raw)
+        except (ValueError, RecursionError):
+            kwargs[name] = raw
+    return json.dumps({"args": [], "kwargs": kwargs}).encode()
 
 
 def _health() -> dict[str, Any]:

@@ -7,7 +7,9 @@
 The hash covers the Python version, the requirements (with a fingerprint of local folders'
 files, so an edited local package rebuilds) and the setup commands: an unchanged env is
 reused, even after a restart, and a changed one builds a new folder of its own. An env with
-nothing to install runs with the daemon's own Python.
+nothing to install runs with the daemon's own Python, until commands are run in it
+(``c.run(cmds, env=...)``): it then gets a venv of its own, which still sees the daemon's
+packages (a ``.pth`` file), so that ``pip install`` there changes that env alone.
 """
 
 from __future__ import annotations
@@ -64,11 +66,17 @@ class BuiltEnv:
 
 
 def fingerprint(
-    reqs: list[Requirement], setup_cmds: list[str], conda: dict[str, Any] | None = None
+    reqs: list[Requirement],
+    setup_cmds: list[str],
+    conda: dict[str, Any] | None = None,
+    own: str | None = None,
 ) -> str:
-    """The content hash that names an env's folder."""
+    """The content hash that names an env's folder (``own``: the env a venv is made for
+    alone, though it has nothing to install)."""
     digest = hashlib.sha256()
     digest.update(f"{sys.version}\n{sys.executable}\n".encode())
+    if own is not None:
+        digest.update(f"own:{own}\n".encode())
     if conda is not None:
         digest.update(f"conda:{json.dumps(conda, sort_keys=True)}\n".encode())
     for req in reqs:
@@ -106,19 +114,22 @@ class EnvBuilder:
         reqs: list[Requirement],
         setup_cmds: list[str],
         conda: dict[str, Any] | None = None,
+        own: bool = False,
     ) -> BuiltEnv:
-        """The env's Python and path, building its environment first if needed."""
+        """The env's Python and path, building its environment first if needed (``own``: a
+        venv even if there is nothing to install, for commands run in the env)."""
         code_paths = tuple(r.value for r in reqs if r.kind == "code")
-        if not any(r.kind != "code" for r in reqs) and not setup_cmds and conda is None:
+        nothing = not any(r.kind != "code" for r in reqs) and not setup_cmds and conda is None
+        if nothing and not own:
             return BuiltEnv(sys.executable, code_paths)
-        content_hash = fingerprint(reqs, setup_cmds, conda)
+        content_hash = fingerprint(reqs, setup_cmds, conda, name if nothing else None)
         target = self.root / content_hash
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root / f"{content_hash}.lock"):
             built = self._load(target)
             if built is None:
                 self._link_support()
-                built = self._make(name, target, content_hash, reqs, setup_cmds, conda)
+                built = self._make(name, target, content_hash, reqs, setup_cmds, conda, nothing)
         return BuiltEnv(
             built.python, (str(self.support), *code_paths), content_hash, built.packages
         )
@@ -138,6 +149,7 @@ class EnvBuilder:
         reqs: list[Requirement],
         setup_cmds: list[str],
         conda: dict[str, Any] | None,
+        inherit: bool = False,
     ) -> BuiltEnv:
         shutil.rmtree(target, ignore_errors=True)  # leftovers of a failed build
         try:
@@ -145,6 +157,8 @@ class EnvBuilder:
                 python = self._create_venv(name, target)
             else:
                 python = self._create_conda(name, target, conda)
+            if inherit:
+                _inherit_site_packages(python)
             args: list[str] = []
             for req in reqs:
                 if req.kind == "requirements":
@@ -172,10 +186,16 @@ class EnvBuilder:
 
     def _create_venv(self, name: str, target: Path) -> str:
         uv = _uv()
-        if uv:
-            _run(name, [uv, "venv", "-q", "--python", sys.executable, str(target)], _uv_environ())
-        else:
-            _run(name, [sys.executable, "-m", "venv", str(target)], None)
+        if not uv:
+            _run(name, [sys.executable, "-m", "venv", str(target)], None)  # pip included
+            return str(target / "bin" / "python")
+        command = [uv, "venv", "-q", "--python", sys.executable, str(target)]
+        try:
+            # pip in the venv: `pip install` in c.run(cmds, env=...) must reach this env.
+            _run(name, [*command[:3], "--seed", *command[3:]], _uv_environ())
+        except EnvInstallError:  # no index to seed from: a pip that is uv's, for this venv
+            _run(name, command, _uv_environ())
+            _write_pip_shim(target, uv)
         return str(target / "bin" / "python")
 
     def _create_conda(self, name: str, target: Path, spec: dict[str, Any]) -> str:
@@ -230,6 +250,28 @@ class EnvBuilder:
             link = self.support / source.name
             if not link.exists():
                 link.symlink_to(source, target_is_directory=True)
+
+
+def _inherit_site_packages(python: str) -> None:
+    """Let a venv see the daemon's packages, after its own: a ``.pth`` line that adds each
+    of the daemon's site folders (with their own ``.pth`` files: editable installs too)."""
+    import site
+
+    found = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    inherited = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    lines = [f"import site; site.addsitedir({folder!r})" for folder in inherited]
+    Path(found.stdout.strip(), "_rh_inherit.pth").write_text("\n".join(lines) + "\n")
+
+
+def _write_pip_shim(target: Path, uv: str) -> None:
+    shim = target / "bin" / "pip"
+    shim.write_text(f'#!/bin/sh\nexec "{uv}" pip "$@" --python "{target / "bin" / "python"}"\n')
+    shim.chmod(0o755)
 
 
 def _uv() -> str | None:

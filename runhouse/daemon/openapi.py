@@ -70,6 +70,14 @@ def schema() -> dict[str, Any]:
         },
     )
     call["responses"]["404"] = _ERROR
+    get_call = _op(
+        "Call with the query string as keyword arguments (values as JSON where they parse), "
+        "or read a plain attribute",
+        _param("key"),
+        _param("method"),
+        ok={"description": "the JSON result", "content": {"application/json": {}}},
+    )
+    get_call["responses"]["404"] = _ERROR
     call["responses"]["500"] = {"description": "the function raised (JSON calls only)"}
     return {
         "openapi": "3.1.0",
@@ -81,13 +89,17 @@ def schema() -> dict[str, Any]:
             "/_rh/openapi.json": {"get": {**_op("This schema"), "security": []}},
             "/_rh/status": {"get": _op("Envs, workers, objects and uptime")},
             "/_rh/keys": {"get": _op("Keys of held objects", _param("env", "query", False))},
-            "/_rh/envs/{name}": {"put": _op("Declare an env", _param("name"), body="json")},
+            "/_rh/envs/{name}": {
+                "put": _op("Declare an env", _param("name"), body="json"),
+                "get": _op("Whether the daemon knows an env", _param("name")),
+            },
             "/_rh/objects/{key}": {
                 "put": _op(
                     "Store an object",
                     _param("key"),
                     _param("env", "query", False),
                     _param("resource", "query", False),
+                    _param("unique", "query", False),
                     body="pickle",
                 ),
                 "get": _op("Fetch an object", _param("key"), ok=frames),
@@ -103,6 +115,6 @@ def schema() -> dict[str, Any]:
             "/_rh/runs/{run_key}": {
                 "get": _op("Wait for a run's result", _param("run_key"), ok=frames)
             },
-            "/{key}/{method}": {"post": call},
+            "/{key}/{method}": {"post": call, "get": get_call},
         },
     }

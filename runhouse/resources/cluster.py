@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from pathlib import Path
 from typing import Any, Literal, overload
 
 from runhouse.client import local_daemon
@@ -20,7 +19,7 @@ from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
 from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.ssh import SSHRunner
 from runhouse.exceptions import DaemonError, ResourceNotFoundError
-from runhouse.resources.cluster_calls import ClusterCalls
+from runhouse.resources.cluster_calls import BASE_ENV, ClusterCalls
 from runhouse.resources.env import Env, as_env
 from runhouse.resources.resource import Resource
 from runhouse.wire.exposure import Exposure
@@ -214,20 +213,26 @@ class Cluster(ClusterCalls, Resource):
                 "envs live on the head node (the first host): run commands in an env there "
                 "(node=None), or without env= on other nodes"
             )
-        variables: dict[str, str] = {}
-        if env is not None:
-            name = self.ensure_env(env)
-            record = next((e for e in self.status()["envs"] if e["name"] == name), None)
-            if record is not None:
-                bin_dir = str(Path(record["python"]).parent)
-                variables["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
-            if isinstance(env, Env):
-                variables.update(env.resolved_env_vars())
+        variables, path = self._env_for_commands(env) if env is not None else ({}, None)
         results = {
-            ip: runner.run(commands, env=variables or None, stream_logs=stream_logs)
+            ip: runner.run(commands, env=variables or None, stream_logs=stream_logs, path=path)
             for ip, runner in runners.items()
         }
         return results if node == "all" else next(iter(results.values()))
+
+    def _env_for_commands(self, env: Env | str) -> tuple[dict[str, str], str]:
+        """The variables and the ``bin`` folder commands run with in ``env``: its own venv
+        (made now if it had none), so ``pip install`` there changes that env alone."""
+        name = self.ensure_env(env)
+        info = self._with_client(lambda c: c.env_info(name)) or {}
+        if name != BASE_ENV and not info.get("venv"):
+            made = self._with_client(lambda c: c.json("POST", f"/_rh/venvs/{name}"))
+            info = {**info, "python": made["python"]}
+        bin_dir = os.path.dirname(info["python"])
+        variables = dict(info.get("env_vars") or {})
+        if name != BASE_ENV:
+            variables["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+        return variables, bin_dir
 
     def run_python(self, lines: str | list[str], stream_logs: bool = True) -> tuple[int, str, str]:
         """Run Python code with the cluster's ``python3``."""
@@ -293,12 +298,15 @@ def send_code(
     env: Env | str | list[str] | None,
     fallback_env: Env | None,
     key: str,
+    named: bool = True,
 ) -> tuple[Cluster, Env | None, str]:
-    """Put a function or class on ``system`` under ``key`` (its last path segment)."""
+    """Put a function or class on ``system`` under ``key`` (its last path segment); returns
+    the key it got. Code not ``named`` by the user keeps to its env: if another env holds
+    ``key``, it is held as ``key@env`` (a handle always calls what it sent)."""
     cluster = as_cluster(system)
     target_env = as_env(env) if env is not None else fallback_env
     key = key.rsplit("/", 1)[-1]
-    cluster.put_resource(key, code, env=target_env)
+    key = cluster.put_resource(key, code, env=target_env, unique=not named)
     return cluster, target_env, key
 
 

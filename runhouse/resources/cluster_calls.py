@@ -20,9 +20,9 @@ from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost
 from runhouse.client.http import ClusterClient
 from runhouse.client.shipping import ship
-from runhouse.exceptions import ObjectNotFoundError
+from runhouse.exceptions import ObjectNotFoundError, ResourceNotFoundError
 from runhouse.fileio import atomic_write
-from runhouse.resources.env import Env, code_root
+from runhouse.resources.env import Env, EnvRef, code_root
 from runhouse.wire import versions
 from runhouse.wire.serialization import dumps
 
@@ -47,14 +47,22 @@ class ClusterCalls:
 
     # -- objects -----------------------------------------------------------------------
 
-    def put(self, key: str, obj: Any, env: Env | str | None = None) -> None:
-        """Store ``obj`` under ``key`` in ``env``'s worker (default: the base env)."""
+    def put(self, key: str, obj: Any, env: Env | str | None = None, unique: bool = False) -> str:
+        """Store ``obj`` under ``key`` in ``env``'s worker (default: the base env); returns
+        the key (``unique``: if another env holds ``key``, this one gets ``key@env``)."""
         env_name = self.ensure_env(env)
         body = ship(obj, f"object {key!r}")
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=False))
+        return _placed(
+            self._with_client(
+                lambda c: c.send_object(key, body, env_name, resource=False, unique=unique)
+            )
+        )
 
-    def put_resource(self, key: str, obj: Any, env: Env | str | None = None) -> None:
+    def put_resource(
+        self, key: str, obj: Any, env: Env | str | None = None, unique: bool = False
+    ) -> str:
         """Store a function or class; it survives a worker restart (it is sent again).
+        Returns its key (``unique``: as for ``put``).
 
         The env's working dir (default: the project root) goes on the worker's import path,
         and code importable from it is sent by reference.
@@ -64,7 +72,11 @@ class ClusterCalls:
         root = code_root(env if isinstance(env, Env) else None)
         synced = self._sync_working_dir(root) if root is not None else None
         body = ship(obj, f"{key!r}", root if synced is not None else None)
-        self._with_client(lambda c: c.send_object(key, body, env_name, resource=True, path=synced))
+        return _placed(
+            self._with_client(
+                lambda c: c.send_object(key, body, env_name, True, path=synced, unique=unique)
+            )
+        )
 
     def _sync_working_dir(self, root: Path) -> str | None:
         """Mirror the working dir where this cluster's workers import it from."""
@@ -112,9 +124,12 @@ class ClusterCalls:
         return list(answer["cancelled"])
 
     def ensure_env(self, env: Env | str | None) -> str:
-        """Declare ``env`` on the daemon (its variables) and return its name there."""
-        if env is None or isinstance(env, str):
-            return env or BASE_ENV
+        """Declare ``env`` on the daemon (its variables) and return its name there. An env
+        given by name is the cluster's env of that name, or else the one saved under it."""
+        if env is None:
+            return BASE_ENV
+        if isinstance(env, (str, EnvRef)):
+            return self._existing_env(EnvRef(env) if isinstance(env, str) else env)
         name = _env_name(env)
         body = {
             "conda": getattr(env, "conda_env", None),
@@ -124,6 +139,20 @@ class ClusterCalls:
         }
         self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
         return name
+
+    def _existing_env(self, ref: EnvRef) -> str:
+        name = _env_name(ref)
+        if name == BASE_ENV or self._with_client(lambda c: c.env_info(name)) is not None:
+            return name
+        saved = ref.saved()
+        if saved is not None:
+            return self.ensure_env(saved)
+        raise ResourceNotFoundError(
+            str(ref.rns_address),
+            f"the envs of {self} and the saved resources",
+            f"Create it first: rh.env(name={name!r}, reqs=[...]).to(cluster), or pass the "
+            "Env object itself.",
+        )
 
     # -- calls -------------------------------------------------------------------------
 
@@ -198,6 +227,19 @@ class ClusterCalls:
 
     def _connected(self, autostart: bool) -> ClusterClient:
         return self._connection.connected(autostart)
+
+
+def _placed(answer: dict[str, Any]) -> str:
+    """The key the daemon stored an object under; says so when it took the key from another
+    env (an explicit name is the user's choice: the object moves)."""
+    if answer.get("moved_from"):
+        log.warning(
+            "%r was in env %r; it now lives in env %r (the name was given explicitly).",
+            answer["key"],
+            answer["moved_from"],
+            answer["env"],
+        )
+    return str(answer["key"])
 
 
 _checked_envs: set[tuple[str, str]] = set()  # (daemon URL, env) whose versions agree

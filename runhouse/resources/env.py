@@ -226,14 +226,34 @@ def _env_vars(value: Mapping[str, str] | str | None) -> dict[str, str] | str:
     return dict(value)
 
 
+class EnvRef(Env):
+    """An env named by a string (``.to(c, env="np")``): the cluster's env of that name, or
+    else the one saved under it. Never an empty env: declaring one would wipe the real one."""
+
+    def __init__(self, name: str | None = None) -> None:
+        if not name:
+            raise ValueError("an env reference needs the env's name")
+        super().__init__(name=name)
+
+    def config(self) -> dict[str, Any]:
+        """Only the name: what it refers to is decided where it is used."""
+        return Resource.config(self)
+
+    def saved(self) -> Env | None:
+        """The env saved under this name, if there is one."""
+        address = self.rns_address or ""
+        return Env.from_name(address) if exists(address) else None
+
+
 def as_env(env: Env | str | list[str] | dict[str, Any] | None) -> Env | None:
-    """An ``Env`` from an env, a saved env's name, a list of requirements or a config."""
+    """An ``Env`` from an env, an env's name (an ``EnvRef``), a list of requirements or a
+    config."""
     if env is None or isinstance(env, Env):
         return env
     if isinstance(env, list):
         return Env(reqs=env)
     if isinstance(env, str):
-        return Env.from_name(env) if exists(env) else Env(name=env)
+        return EnvRef(env)
     if isinstance(env, dict):
         built = Resource.deref(env)
         if isinstance(built, Env):

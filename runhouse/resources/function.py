@@ -77,7 +77,9 @@ class Function(Resource):
                 "create it with rh.function(fn) in this process."
             )
         key = name or self.name or self.fn.__name__
-        cluster, target_env, key = send_code(self.fn, system, env, self.env, key)
+        cluster, target_env, key = send_code(
+            self.fn, system, env, self.env, key, named=bool(name or self.name)
+        )
         return Function(
             self.fn,
             name=name or self.rns_address,
@@ -116,7 +118,9 @@ class Function(Resource):
         cluster, key = self._bound()
         stream_logs = self._pop_stream_logs(kwargs)
         result_key = new_key(key)
-        cluster.request_call(key, "call", args, kwargs, stream_logs=stream_logs, store_as=result_key)
+        cluster.request_call(
+            key, "call", args, kwargs, stream_logs=stream_logs, store_as=result_key
+        )
         return ObjectRef(cluster, result_key)
 
     def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Any]:

@@ -91,7 +91,9 @@ class ModuleClass(Resource):
                 "This module's class is not in this process; create it with rh.module(Cls)."
             )
         key = name or self.name or self.cls.__name__
-        cluster, target_env, key = send_code(self.cls, system, env, self.env, key)
+        cluster, target_env, key = send_code(
+            self.cls, system, env, self.env, key, named=bool(name or self.name)
+        )
         return ModuleClass(
             self.cls, name=name or self.rns_address, system=cluster, env=target_env, key=key
         )

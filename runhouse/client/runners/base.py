@@ -43,14 +43,18 @@ class CommandRunner(ABC):
         env: Mapping[str, str] | None = None,
         stream_logs: bool = True,
         cwd: str | None = None,
+        path: str | None = None,
     ) -> list[Result]:
-        """Run each command in order; returns ``[(returncode, stdout, stderr)]``."""
+        """Run each command in order (``path``: a folder put first on the ``PATH`` there);
+        returns ``[(returncode, stdout, stderr)]``."""
         results = []
         for command in [commands] if isinstance(commands, str) else list(commands):
             full = command
             if env:
                 exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
                 full = f"export {exports}; {full}"
+            if path:
+                full = f'export PATH={shlex.quote(path)}:"$PATH"; {full}'
             if cwd:
                 full = f"cd {shlex.quote(cwd)} && {full}"
             result = _stream(self.argv(full), stream_logs)

@@ -199,6 +199,8 @@ class WorkerServer:
                 setattr(target, name, args[0])
                 return call.send(Kind.RESULT, b"")
             method = _method(target, name)
+            if request.get("attr") and not callable(method):  # GET /counter/count
+                return call.send(Kind.RESULT, calls.encode_value(method, fmt, name))
             if op == "map":
                 return self._run_map(call, method, calls.decode_items(body))
             call.args, call.kwargs = calls.decode_args(body, fmt)

@@ -71,6 +71,34 @@ SETTINGS: dict[str, Setting] = {
         Setting("den_url", str, None, "URL of the metadata server (Den); unset means none."),
         Setting("token", str, None, "Token for the metadata server.", secret=True),
         Setting("username", str, None, "Author recorded on saved versions (default: OS user)."),
+        Setting(
+            "worker_idle_timeout",
+            int,
+            600,
+            "Seconds an env's worker may sit idle before the daemon stops it (its functions "
+            "and classes come back on the next call); 0 or less: never. Read at daemon start.",
+        ),
+        Setting(
+            "connection_idle_timeout",
+            int,
+            300,
+            "Seconds the daemon keeps an idle keep-alive connection open; 0 or less: no limit. "
+            "Read at daemon start.",
+        ),
+        Setting(
+            "request_head_timeout",
+            int,
+            10,
+            "Seconds a client has to send a complete request head (from connecting, or from "
+            "its first byte) before the daemon closes the connection. Read at daemon start.",
+        ),
+        Setting(
+            "max_connections",
+            int,
+            4096,
+            "Open connections the daemon accepts at most (also held below its file limit). "
+            "Read at daemon start.",
+        ),
     )
 }
 

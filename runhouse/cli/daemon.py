@@ -119,18 +119,28 @@ def run_status(args: argparse.Namespace) -> int:
         f"runhouse {daemon['runhouse']}  python {daemon['python']}  "
         f"running calls {daemon['running_calls']}"
     )
-    rows = [("ENV", "WORKER PID", "MEMORY", "OBJECTS")]
+    rows = [("ENV", "WORKER PID", "STATE", "MEMORY", "OBJECTS")]
     for env in status["envs"]:
         worker = env["worker"] or {}
         rss = worker.get("rss_bytes")
         memory = f"{rss / 2**20:.0f} MiB" if rss else "-"
-        rows.append(
-            (env["name"], str(worker.get("pid", "-")), memory, ", ".join(env["keys"]) or "-")
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        pid = worker.get("pid")
+        keys = ", ".join(env["keys"]) or "-"
+        rows.append((env["name"], str(pid or "-"), _worker_state(worker), memory, keys))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _worker_state(worker: dict[str, Any]) -> str:
+    # Older daemons report no state: a worker they list is running.
+    state = worker.get("state", "running" if worker else "-")
+    if state == "stopped" and worker.get("reason"):
+        return f"stopped ({worker['reason']})"
+    if worker.get("responding") is False:
+        return "not responding"
+    return str(state)
 
 
 def run_ssh(args: argparse.Namespace) -> int:

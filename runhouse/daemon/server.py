@@ -16,19 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from runhouse._version import __version__
+from runhouse.config import configs
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app
 from runhouse.daemon.engines.process import ProcessEngine
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 from runhouse.daemon.tls import certificate
-from runhouse.exceptions import DaemonError
+from runhouse.exceptions import ConfigError, DaemonError
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse.daemon")
 ALREADY_RUNNING = 3
 REFUSED = 2
 _GRACE = 5  # seconds for responses to finish once workers are stopped (a backstop)
+_FOREVER = 10 * 365 * 24 * 3600  # seconds: "no limit" for uvicorn
+_SETTINGS = (
+    "worker_idle_timeout",
+    "connection_idle_timeout",
+    "request_head_timeout",
+    "max_connections",
+)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -51,6 +59,8 @@ def serve(
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
     import uvicorn
+
+    from runhouse.daemon import guards
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -80,21 +90,37 @@ def serve(
             print(f"runhouse: {exc}", file=sys.stderr)
             return REFUSED
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        print(f"runhouse: {exc}", file=sys.stderr)
+        return REFUSED
     sock = _bind(host, port)
     port = sock.getsockname()[1]
-    state = DaemonState(ProcessEngine(), token, port, EnvBuilder(root / "envs", root / "support"))
+    builder = EnvBuilder(root / "envs", root / "support")
+    state = DaemonState(ProcessEngine(), token, port, builder, settings["worker_idle_timeout"])
+    limits = guards.Limits(
+        head_timeout=settings["request_head_timeout"],
+        max_connections=guards.connection_cap(
+            settings["max_connections"], guards.raise_file_limit()
+        ),
+        authorization=f"Bearer {token}".encode() if token else None,
+    )
+    idle = settings["connection_idle_timeout"]
     config = uvicorn.Config(
         create_app(state, max_body),
         loop="none",
-        http=_fastest_http(),
+        http=guards.protocol_class(_fastest_http(), limits),
+        ws="none",  # no websocket routes: an upgrade must not slip past the guards
         lifespan="off",
         access_log=False,
         log_level="warning",
         proxy_headers=False,
         server_header=False,
         date_header=False,
-        timeout_keep_alive=3600,
+        timeout_keep_alive=idle if idle > 0 else _FOREVER,
         timeout_graceful_shutdown=_GRACE,
+        h11_max_incomplete_event_size=limits.max_head,
         **tls,
     )
     server = _server_class()(config)
@@ -144,6 +170,15 @@ def serve(
 
     _run(main())
     return 0
+
+
+def _settings() -> dict[str, int]:
+    # A value stored in the file with the wrong type would fail later, mid-serve: check now.
+    values = {key: configs.get(key) for key in _SETTINGS}
+    for key, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"Setting {key!r} takes a whole number, got {value!r}.")
+    return values
 
 
 def _server_class() -> type:

@@ -5,8 +5,9 @@
     while (frame := await stream.next()).kind not in TERMINAL:
         ...  # frame.data is ready to forward to the client as-is
 
-An implementation writes ``launch`` and a ``WorkerHandle`` with ``open``, ``stop`` and the
-properties below; the daemon never knows which engine it is talking to.
+An implementation writes ``launch`` and a ``WorkerHandle`` with ``open`` (which counts
+``requests``), ``stop`` and the properties below, and ``abandon`` if it keeps streams; the
+daemon never knows which engine it is talking to.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class WorkerHandle(ABC):
     """The daemon's handle on one env's worker."""
 
     env: EnvSpec
+    # Requests sent with open() (an implementation adds 1 in open); the daemon tells idle
+    # workers by it. Probes take theirs back: polling status must not keep a worker up.
+    requests: int = 0
 
     @property
     @abstractmethod
@@ -99,6 +103,21 @@ class WorkerHandle(ABC):
     async def ask(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Frame:
         """Send a request whose answer is a single frame."""
         return await self.open(request, body).next()
+
+    async def probe(self, timeout: float) -> Frame | None:
+        """The worker's status frame, or None if it does not answer within ``timeout``
+        seconds (a hung or stopped worker); not counted in ``requests``."""
+        stream = self.open({"op": "status"})
+        self.requests -= 1
+        try:
+            return await asyncio.wait_for(stream.next(), timeout)
+        except asyncio.TimeoutError:
+            self.abandon(stream)
+            return None
+
+    def abandon(self, stream: Stream) -> None:
+        """Stop waiting for a request's frames (they are dropped if they come)."""
+        return None  # engines that keep nothing per request have nothing to drop
 
 
 OnDeath = Callable[["WorkerHandle", str], None]

@@ -127,6 +127,7 @@ class ProcessWorker(WorkerHandle):
 
     def open(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Stream:
         """Send a request to the worker and return the stream its frames arrive on."""
+        self.requests += 1
         call_id = next(self._ids) & 0xFFFFFFFF
         stream = Stream(call_id)
         if not self._alive or self._transport is None:
@@ -144,6 +145,10 @@ class ProcessWorker(WorkerHandle):
     async def drain(self) -> None:
         """Wait while a large request is still being written."""
         await self._protocol.drain()
+
+    def abandon(self, stream: Stream) -> None:
+        """Forget a request's stream; frames the worker still sends for it are dropped."""
+        self._streams.pop(stream.call_id, None)
 
     async def stop(self) -> None:
         """Terminate the worker, then kill it if it does not exit promptly."""

@@ -13,6 +13,8 @@ from runhouse._version import __version__
 _EXPORTS: dict[str, str] = {
     "AuthError": "runhouse.exceptions",
     "CallCancelledError": "runhouse.exceptions",
+    "CallInterruptedError": "runhouse.exceptions",
+    "CallTimeoutError": "runhouse.exceptions",
     "CommandError": "runhouse.exceptions",
     "CondaEnv": "runhouse.resources.env",
     "Cluster": "runhouse.resources.cluster",
@@ -22,9 +24,11 @@ _EXPORTS: dict[str, str] = {
     "Env": "runhouse.resources.env",
     "EnvInstallError": "runhouse.exceptions",
     "Function": "runhouse.resources.function",
+    "GitPackage": "runhouse.resources.package",
     "InvalidNameError": "runhouse.exceptions",
     "Location": "runhouse.names.resolver",
     "Module": "runhouse.resources.module",
+    "ObjectLostError": "runhouse.exceptions",
     "ObjectNotFoundError": "runhouse.exceptions",
     "Package": "runhouse.resources.package",
     "RemoteError": "runhouse.exceptions",
@@ -48,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "env": "runhouse.resources.env",
     "exists": "runhouse.names.resolver",
     "function": "runhouse.resources.function",
+    "git_package": "runhouse.resources.package",
     "load": "runhouse.resources.resource",
     "locate": "runhouse.names.resolver",
     "module": "runhouse.resources.module",
@@ -81,12 +86,15 @@ if _TYPE_CHECKING:
     from runhouse.exceptions import (
         AuthError,
         CallCancelledError,
+        CallInterruptedError,
+        CallTimeoutError,
         CommandError,
         ConfigError,
         CorruptConfigError,
         DaemonError,
         EnvInstallError,
         InvalidNameError,
+        ObjectLostError,
         ObjectNotFoundError,
         RemoteError,
         ResourceExistsError,
@@ -108,7 +116,7 @@ if _TYPE_CHECKING:
     from runhouse.resources.env import CondaEnv, Env, conda_env, env
     from runhouse.resources.function import Function, function
     from runhouse.resources.module import Module, module
-    from runhouse.resources.package import Package, package
+    from runhouse.resources.package import GitPackage, Package, git_package, package
     from runhouse.resources.resource import Resource, load
 
     here: Cluster

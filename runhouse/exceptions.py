@@ -12,15 +12,18 @@
      ├── StoreUnavailableError                           the store an address needs is not set up
      ├── SerializationError          (also TypeError)    a value that cannot be pickled or rebuilt
      ├── ObjectNotFoundError         (also KeyError)     no object under a key on a cluster
+     │    └── ObjectLostError                            the daemon restarted and lost its state
      ├── RemoteError                                     a remote exception not rebuildable here
      ├── CallCancelledError                              the call was cancelled (c.cancel(key))
+     ├── CallTimeoutError            (also TimeoutError) a call outlived its timeout (cancelled)
      ├── WorkerDiedError                                 the env's worker died during the call
      ├── EnvInstallError                                 building an env failed (command, output)
      ├── VersionMismatchError                            client and env disagree on python etc.
      ├── CommandError                                    a command run for the user failed (rc)
      ├── SSHError                                        ssh could not connect or log in (says why)
      └── DaemonError                                     the daemon is unreachable or refused
-          └── AuthError                                  missing (401) or wrong (403) token
+          ├── AuthError                                  missing (401) or wrong (403) token
+          └── CallInterruptedError                       a call lost mid-way; not sent again
 
 Built-in bases are there so that callers can catch what they already know (``KeyError`` for a
 missing name); the structured fields are there so that tools do not parse messages.
@@ -178,6 +181,21 @@ class ObjectNotFoundError(RunhouseError, KeyError):
         return str(self.args[0])
 
 
+class ObjectLostError(ObjectNotFoundError):
+    """The daemon restarted, and an object whose state lived only in its memory went with it."""
+
+    def __init__(self, key: str, address: str) -> None:
+        self.key = key
+        self.existing = []
+        self.address = address
+        super(ObjectNotFoundError, self).__init__(
+            f"The daemon at {address} restarted, and the object {key!r} was lost with it: its "
+            "state lived only in the old daemon's memory. Create it again (c.put, construct the "
+            "module again, or call .remote() again). Functions and classes are sent again "
+            "on their own."
+        )
+
+
 class RemoteError(RunhouseError):
     """A remote exception whose type cannot be rebuilt here; carries its name and traceback."""
 
@@ -194,6 +212,31 @@ class CallCancelledError(RunhouseError):
     def __init__(self, run_key: str) -> None:
         self.run_key = run_key
         super().__init__(f"Call {run_key!r} was cancelled.")
+
+
+class CallTimeoutError(RunhouseError, TimeoutError):
+    """A call did not finish within its ``timeout``; it was cancelled on the cluster."""
+
+    def __init__(
+        self, call: str, timeout: float, run_key: str | None = None, cancelled: bool | None = None
+    ) -> None:
+        self.call = call
+        self.timeout = timeout
+        self.run_key = run_key
+        self.cancelled = cancelled  # None: there was nothing to cancel (a plain request)
+        message = f"{call} did not finish within its timeout of {timeout:g} s"
+        if cancelled is not None:
+            message += (
+                "; it was cancelled on the cluster"
+                if cancelled
+                else "; it was not running on the cluster any more when cancelled"
+            )
+        if run_key is not None:
+            message += f" (run key {run_key!r})"
+        super().__init__(message + ".")
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # OSError's own __str__ would show the args tuple
 
 
 class WorkerDiedError(RunhouseError):
@@ -220,6 +263,31 @@ class DaemonError(RunhouseError):
 class AuthError(DaemonError):
     """The daemon refused the request's token (401 missing, 403 wrong), or it is not the
     daemon the client pinned (its TLS certificate differs)."""
+
+
+_INTERRUPTED = {
+    "connection": "The connection to the daemon at {address} broke while {call} ran",
+    "died": "The daemon at {address} died during {call}",
+    "restarted": "The daemon at {address} restarted during {call}",
+}
+
+
+class CallInterruptedError(DaemonError):
+    """A call the daemon may have received was lost on the way back; it was not sent again
+    (``cause``: ``connection``, ``died`` or ``restarted``)."""
+
+    def __init__(self, call: str, run_key: str, cause: str, address: str) -> None:
+        self.call = call
+        self.run_key = run_key
+        self.cause = cause
+        self.address = address
+        what = _INTERRUPTED.get(cause, _INTERRUPTED["connection"]).format(
+            address=address, call=call
+        )
+        super().__init__(
+            f"{what} (run key {run_key!r}). It was NOT run again, so it may or may not have "
+            "run to the end: check its effects before calling it again."
+        )
 
 
 class EnvInstallError(RunhouseError):

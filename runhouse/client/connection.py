@@ -4,20 +4,25 @@
     >>> connection.with_client(lambda c: c.json("GET", "/_rh/status"))
 
 A broken tunnel is reopened and a crashed daemon restarted (when ``autostart_daemon`` is on),
-but a request the daemon may already have received is never sent again.
+but a request the daemon may already have received is never sent again: a call that was
+under way fails with ``CallInterruptedError`` saying what became of the daemon. A restarted
+daemon is sent this client's functions and classes again (see ``runhouse.client.sent``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from runhouse.client.hosts import DaemonHost
 from runhouse.client.http import ClusterClient, DaemonUnreachable
+from runhouse.client.sent import Sent, run_keys
 from runhouse.config import configs
-from runhouse.exceptions import DaemonError
+from runhouse.exceptions import CallInterruptedError, DaemonError
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse")
@@ -45,19 +50,63 @@ class DaemonConnection:
         self.cluster = cluster
         self.client: ClusterClient | None = None
         self._lock = threading.Lock()
+        self._daemon: tuple[Any, Any] | None = None  # (pid, start time) of the daemon reached
+        self._sent: Sent | None = None  # a dropped client's record, for the next client
+        _live_connections.add(self)
 
     def _host(self) -> DaemonHost:
         return self.cluster.daemon_host
 
-    def with_client(self, action: Callable[[ClusterClient], T]) -> T:
-        """Run ``action`` with a live client; reconnect (or restart the daemon) if it is gone."""
+    def call(
+        self,
+        key: str,
+        method: str,
+        payload: bytes,
+        params: dict[str, str],
+        stream_logs: bool,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call ``key.method`` at most once: under a run key (``params``' own, a run name, or
+        a new one), which the daemon refuses to run twice; a call lost on the way raises
+        ``CallInterruptedError``."""
+        run_key = params.setdefault("run_key", run_keys.new(key))
+        return self.at_most_once(
+            f"{key}.{method}",
+            run_key,
+            lambda c: c.call(key, method, payload, params, stream_logs, timeout),
+        )
+
+    def at_most_once(self, call: str, run_key: str, action: Callable[[ClusterClient], T]) -> T:
+        """Run ``action``, which sends ``call`` under ``run_key``; if it may have reached the
+        daemon and was lost on the way, raise ``CallInterruptedError`` (never send it again)."""
+        try:
+            return self.with_client(action, idempotent=False)
+        except DaemonUnreachable as exc:
+            if exc.before_sending:
+                raise
+            raise CallInterruptedError(call, run_key, exc.daemon, exc.address) from exc
+
+    def with_client(self, action: Callable[[ClusterClient], T], idempotent: bool = True) -> T:
+        """Run ``action`` with a live client; reconnect (or restart the daemon) if it is gone,
+        and do it again if it is ``idempotent`` (storing an object, a query; not a call)."""
         client = self.client or self.connected(autostart=configs.get("autostart_daemon"))
         try:
             return action(client)
         except DaemonUnreachable as exc:
-            running = self._host().info() is not None
-            if running and not exc.before_sending:
-                raise  # the daemon runs and may have the request: do not send it twice
+            info = self._host().info()
+            running = info is not None
+            if not exc.before_sending:
+                if info is None:
+                    exc.daemon = "died"
+                elif _identity(info) != self._daemon:
+                    exc.daemon = "restarted"
+                if not idempotent:
+                    # The daemon may have the request: never send it twice. Say what became
+                    # of it.
+                    if exc.daemon != "connection":
+                        with self._lock:
+                            self.drop()
+                    raise
             with self._lock:
                 self.drop()
             if running:  # the way there broke (a dead tunnel): open it again
@@ -101,6 +150,7 @@ class DaemonConnection:
     def drop(self) -> None:
         """Forget the client (its pooled connections are closed); the next use reconnects."""
         if self.client is not None:
+            self._sent = self.client.sent  # what it sent goes on to the next daemon's client
             _forget_client(self.client)
             self.client = None
 
@@ -111,7 +161,12 @@ class DaemonConnection:
         host = self._host()
         address, port = host.endpoint(info)
         token = host.token() if info.get("auth", True) else None
-        return _shared_client(address, port, token, host.certificate(info))
+        client = _shared_client(address, port, token, host.certificate(info))
+        self._daemon = _identity(info)
+        if self._sent is not None and self._sent is not client.sent:
+            client.sent.absorb(self._sent)
+        self._sent = None
+        return client
 
 
 # One client per daemon, whichever Cluster objects point at it, so connections are reused.
@@ -129,6 +184,27 @@ def _shared_client(host: str, port: int, token: str | None, cert: str | None) ->
 
 
 def _forget_client(client: ClusterClient) -> None:
+    key = (client.host, client.port, client.token, client.certificate)
     with _clients_lock:
-        _clients.pop((client.host, client.port, client.token, client.certificate), None)
+        if _clients.get(key) is client:  # not a newer client of a daemon at the same address
+            del _clients[key]
     client.close()
+
+
+def _identity(info: dict[str, Any]) -> tuple[Any, Any]:
+    # A daemon's pid and start time tell a restarted daemon from the one a client reached.
+    return info.get("pid"), info.get("started")
+
+
+_live_connections: weakref.WeakSet[DaemonConnection] = weakref.WeakSet()
+
+
+def _reset_locks() -> None:
+    # A lock a parent's thread held when it forked stays held forever in the child.
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    for connection in list(_live_connections):
+        connection._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks)

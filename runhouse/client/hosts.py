@@ -219,6 +219,15 @@ class SSHHost(DaemonHost):
             )
         return local_port
 
+    def close(self) -> None:
+        """Close the tunnels this host opened to its daemon (``ssh -O cancel``); the SSH
+        connection itself is shared with other commands, and stays."""
+        for remote_port, local_port in list(self._tunnels.items()):
+            cancel = ["ssh", *self.runner.options(), "-O", "cancel"]
+            cancel += ["-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", self.runner.target]
+            subprocess.run(cancel, capture_output=True)
+            del self._tunnels[remote_port]
+
     def certificate(self, info: dict[str, Any]) -> str | None:
         """The remote daemon's certificate, read over SSH (so it can be pinned)."""
         path = info.get("tls_cert")

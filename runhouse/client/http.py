@@ -2,26 +2,40 @@
 
 The stdlib ``http.client`` is used on purpose: on a loopback round trip it costs a third of
 httpx (see docs/testing.md), and a call's overhead is mostly its client.
+
+A request whose pooled connection broke is sent once more; a call goes again under its run
+key and the daemon instance it was meant for, which the daemon refuses if it saw the call,
+so no call runs twice. A forked child drops the connections it inherited.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import select
 import socket
 import ssl
-import sys
+import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
-from http.client import HTTPConnection, HTTPException, HTTPResponse, HTTPSConnection
+from collections.abc import Callable
+from http.client import HTTPConnection, HTTPException, HTTPResponse
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from runhouse.exceptions import AuthError, DaemonError, EnvInstallError, ObjectNotFoundError
+from runhouse.client.response import Response, handle_side_frame, items, remaining
+from runhouse.client.sent import Restored, Sent, not_found, run_keys
+from runhouse.client.transport import Connection, TLSConnection, close_all, dropped, pinned_context
+from runhouse.exceptions import (
+    AuthError,
+    CallInterruptedError,
+    CallTimeoutError,
+    DaemonError,
+    EnvInstallError,
+    ObjectNotFoundError,
+)
 from runhouse.wire import errors
-from runhouse.wire.frames import HEADER, KINDS, Kind
+from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import loads
 
 FRAMES = "application/x-runhouse-frames"
@@ -40,105 +54,14 @@ def _query(params: dict[str, str] | None) -> str:
     return "?" + urlencode(params)
 
 
-class _OneWrite:
-    """Sends a small request's headers and body in one write (mixed into a connection).
-
-    http.client writes them separately; two TCP segments make the daemon wake twice per
-    call. ``_send_output`` is private but unchanged from Python 3.10 to 3.13.
-    """
-
-    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        if isinstance(message_body, bytes) and len(message_body) <= _ONE_WRITE:
-            buffer = self._buffer  # type: ignore[attr-defined]
-            buffer.extend((b"", b""))
-            request = b"\r\n".join(buffer) + message_body
-            del buffer[:]
-            self.send(request)  # type: ignore[attr-defined]
-            return
-        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
-
-
-class _Connection(_OneWrite, HTTPConnection):
-    """Plain HTTP (loopback, or an SSH tunnel)."""
-
-
-class _TLSConnection(_OneWrite, HTTPSConnection):
-    """HTTPS to an exposed daemon."""
-
-
-def pinned_context(certificate: str) -> ssl.SSLContext:
-    """TLS that trusts exactly the daemon's own certificate (PEM), whatever its hostname."""
-    context = ssl.create_default_context(cadata=certificate)
-    context.check_hostname = False  # the pinned certificate is the identity, not a name
-    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued leaf pins as well
-    return context
-
-
-_ONE_WRITE = 1 << 16
-_READ_WHOLE = 1 << 16
-
-
 class DaemonUnreachable(DaemonError):
     """Nothing answered at the daemon's address (it is not running, or not there)."""
 
-    def __init__(self, message: str, before_sending: bool = False) -> None:
+    def __init__(self, message: str, before_sending: bool = False, address: str = "") -> None:
         super().__init__(message)
         self.before_sending = before_sending  # the request surely never reached the daemon
-
-
-class Response:
-    """A response whose connection goes back to the pool once it is read to the end."""
-
-    def __init__(self, client: ClusterClient, conn: HTTPConnection, raw: HTTPResponse) -> None:
-        self._client = client
-        self._conn: HTTPConnection | None = conn
-        self.raw = raw
-        self.status = raw.status
-        self.content_type = raw.getheader("content-type", "")
-
-    def frames(self) -> Iterator[tuple[Kind, bytes]]:
-        """Frames as they arrive; the stream ends after a terminal frame."""
-        size = HEADER.size
-        remaining = self.raw.length  # None for a chunked body: a stream, read frame by frame
-        if remaining is not None and remaining <= _READ_WHOLE:
-            body = self.raw.read()  # a call answered at once: one read, not three
-            offset = 0
-            while len(body) - offset >= size:
-                kind, length = HEADER.unpack_from(body, offset)
-                offset += size + length
-                if offset > len(body):
-                    break
-                yield KINDS[kind], body[offset - length : offset]
-        else:
-            read = self.raw.read
-            while len(head := read(size)) == size:
-                kind, length = HEADER.unpack(head)
-                yield KINDS[kind], read(length) if length else b""
-        self.abandon()
-        raise DaemonError("the daemon's response ended in the middle of a call")
-
-    def json(self) -> Any:
-        """The whole body as JSON."""
-        return json.loads(self.read())
-
-    def read(self) -> bytes:
-        """The rest of the body; releases the connection."""
-        data = self.raw.read()
-        self.release()
-        return data
-
-    def release(self) -> None:
-        """Finish the response and return the connection for reuse."""
-        if self._conn is not None:
-            self.raw.read()  # consume the end of a chunked body
-            self._client._release(self._conn)
-            self._conn = None
-
-    def abandon(self) -> None:
-        """Drop a response that will not be read to the end (its connection is closed)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.address = address
+        self.daemon = "connection"  # or "died", "restarted": what became of it (connection.py)
 
 
 class ClusterClient:
@@ -160,8 +83,11 @@ class ClusterClient:
         self._tls = pinned_context(certificate) if certificate else None
         self._idle: deque[HTTPConnection] = deque()
         self._auth = f"Bearer {token}" if token else None
+        self.instance: str | None = None  # the daemon instance last heard from ("": unknown)
+        self.sent = Sent()  # what this client sent, to send again to a restarted daemon
         # Idle pooled sockets are closed when the client goes away, not left to the GC.
-        weakref.finalize(self, _close_all, self._idle)
+        weakref.finalize(self, close_all, self._idle)
+        _live_clients.add(self)
 
     @property
     def base_url(self) -> str:
@@ -175,42 +101,133 @@ class ClusterClient:
         body: bytes = b"",
         content_type: str | None = None,
         params: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Response:
-        """Send one request; the response body is left to read (or stream)."""
+        """Send one request; the response body is left to read (or stream). ``timeout``:
+        seconds to wait for the answer to start (``TimeoutError`` past it)."""
         target = (path if _PLAIN.match(path) else quote(path)) + _query(params)
         conn, reused = self._acquire()
         try:
-            raw = self._send(conn, method, target, body, content_type)
+            raw = self._send(conn, method, target, body, content_type, timeout)
         except (ConnectionError, HTTPException, OSError) as exc:
             conn.close()
+            if timeout is not None and isinstance(exc, TimeoutError):
+                raise
             if not reused or isinstance(exc, ConnectionRefusedError):
                 raise self._unreachable(exc) from exc
-            # A pooled connection the daemon closed: try once more on a fresh one.
-            conn = self._connect()
+            # A pooled connection broke: closed while idle (the daemon never saw this request)
+            # or during it. A call goes again with its run key and the instance it was meant
+            # for, and the daemon refuses it if it saw it (or is another instance): at most once.
+            if params is not None and "run_key" in params:
+                resent = {**params, "instance": self.instance or "unknown"}
+                target = target.partition("?")[0] + _query(resent)
             try:
-                raw = self._send(conn, method, target, body, content_type)
+                conn = self._connect()
+            except DaemonUnreachable as again:  # not before sending: the first try may have
+                raise self._unreachable(again.__cause__ or again) from again
+            try:
+                raw = self._send(conn, method, target, body, content_type, timeout)
             except (ConnectionError, HTTPException, OSError) as again:
                 conn.close()
+                if timeout is not None and isinstance(again, TimeoutError):
+                    raise
                 raise self._unreachable(again) from again
-        return Response(self, conn, raw)
+        return Response(self._release, conn, raw)
 
     def call(
-        self, key: str, method: str, payload: bytes, params: dict[str, str], stream_logs: bool
+        self,
+        key: str,
+        method: str,
+        payload: bytes,
+        params: dict[str, str],
+        stream_logs: bool,
+        timeout: float | None = None,
     ) -> Any:
-        """Call ``key.method``; prints streamed logs; returns the value (or an item iterator)."""
-        response = self.checked(self.request("POST", f"/{key}/{method}", payload, PICKLE, params))
+        """Call ``key.method`` (``params["run_key"]`` names the call); prints streamed logs;
+        returns the value (or an item iterator). Past ``timeout`` seconds it is cancelled."""
+        if self.instance is None:
+            self.learn_instance()  # once: a call sent again must name the instance it meant
+        if "store_as" in params:  # a result kept on the daemon: lost if it restarts
+            self.sent.stateful(params["store_as"])
+        if timeout is None:
+            return self._call(key, method, payload, params, stream_logs, None)
+
+        def expired() -> CallTimeoutError:
+            return self._timed_out(f"{key}.{method}", params["run_key"], timeout)
+
+        deadline = time.monotonic() + timeout
+        try:
+            return self._call(key, method, payload, params, stream_logs, deadline, expired)
+        except TimeoutError:
+            raise expired() from None
+
+    def _call(
+        self,
+        key: str,
+        method: str,
+        payload: bytes,
+        params: dict[str, str],
+        stream_logs: bool,
+        deadline: float | None,
+        expired: Callable[[], CallTimeoutError] | None = None,
+    ) -> Any:
+        response = self._post(f"/{key}/{method}", payload, params, deadline)
         frames = response.frames()
-        for kind, data in frames:
-            if kind == Kind.RESULT:
-                response.release()
-                return loads(data, f"the result of {key}.{method}") if data else None
-            if kind == Kind.ITEM:
-                return _items(response, frames, data, key)
-            _handle_side_frame(response, kind, data, stream_logs)
+        try:
+            for kind, data in frames:
+                if kind == Kind.RESULT:
+                    response.release()
+                    return loads(data, f"the result of {key}.{method}") if data else None
+                if kind == Kind.ITEM:
+                    return items(response, frames, data, key, deadline, expired)
+                handle_side_frame(response, kind, data, stream_logs)
+                if deadline is not None:
+                    response.wait_until(deadline)
+        except TimeoutError:
+            response.abandon()
+            raise
         raise DaemonError("unreachable")  # frames() raises before ending without a result
 
-    def checked(self, response: Response) -> Response:
-        """The response if it succeeded; otherwise the error it carries, raised."""
+    def start(self, key: str, method: str, payload: bytes, params: dict[str, str]) -> str:
+        """Start ``key.method`` detached (``params["run_key"]`` names it); its run key."""
+        if self.instance is None:
+            self.learn_instance()
+        self.sent.stateful(params["run_key"])  # its result is kept under the run key
+        return str(self._post(f"/{key}/{method}", payload, params, None).json()["run_key"])
+
+    def _post(
+        self, path: str, payload: bytes, params: dict[str, str], deadline: float | None
+    ) -> Response:
+        timeout = None if deadline is None else remaining(deadline)
+        try:
+            return self.checked(self.request("POST", path, payload, PICKLE, params, timeout))
+        except Restored:  # refused before it ran; the daemon now has the code again
+            timeout = None if deadline is None else remaining(deadline)
+            response = self.request("POST", path, payload, PICKLE, params, timeout)
+            return self.checked(response, restore=False)
+
+    def missing(self, key: str) -> ObjectNotFoundError:
+        """The error for ``key``, which the daemon lacks: ``ObjectLostError`` if it held it
+        before a restart (found out now, sending the code it lost again)."""
+        return not_found(self, key, [], restore=True)
+
+    def learn_instance(self) -> str:
+        """Ask the daemon for its instance id (new at each start) and remember it."""
+        self.instance = str(self.json("GET", "/_rh/health").get("instance") or "")
+        return self.instance
+
+    def _timed_out(self, call: str, run_key: str, timeout: float) -> CallTimeoutError:
+        try:
+            answer = self.json("POST", f"/_rh/cancel/{run_key}")
+            cancelled = run_key in answer.get("cancelled", [])
+        except DaemonError:  # it finished (and was forgotten), or the daemon is unreachable
+            cancelled = False
+        return CallTimeoutError(call, timeout, run_key, cancelled)
+
+    def checked(self, response: Response, restore: bool = True) -> Response:
+        """The response if it succeeded; otherwise the error it carries, raised. A key this
+        client sent and the daemon lacks makes it check whether the daemon restarted (and
+        ``restore`` what it had)."""
         if response.status == 200:
             return response
         if response.content_type.startswith(FRAMES):
@@ -225,7 +242,15 @@ class ClusterClient:
         except (ValueError, KeyError, TypeError, AttributeError):
             error, error_type, message = {}, None, body.decode("utf-8", "replace")[:500]
         if error_type == "ObjectNotFoundError":
-            raise ObjectNotFoundError(error.get("key", "?"), error.get("keys", []))
+            raise not_found(self, error.get("key", "?"), error.get("keys", []), restore)
+        if error_type in _REFUSED_CALLS:  # a call sent again that the daemon would not run
+            self.instance = error.get("instance") or self.instance
+            raise CallInterruptedError(
+                error.get("call", "?"),
+                error.get("run_key", "?"),
+                _REFUSED_CALLS[error_type],
+                self.base_url,
+            )
         if error_type == "EnvInstallError":
             raise EnvInstallError(
                 error.get("env", "?"),
@@ -242,11 +267,22 @@ class ClusterClient:
         )
 
     def json(
-        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """A JSON request and its JSON answer."""
+        """A JSON request and its JSON answer (``CallTimeoutError`` past ``timeout`` s)."""
         data = json.dumps(body).encode() if body is not None else b""
-        return self.checked(self.request(method, path, data, JSON_TYPE, params)).json()
+        try:
+            response = self.checked(self.request(method, path, data, JSON_TYPE, params, timeout))
+            return response.json()
+        except TimeoutError:
+            if timeout is None:
+                raise
+            raise CallTimeoutError(f"{method} {path}", timeout) from None
 
     def value(self, method: str, path: str, what: str) -> Any:
         """A request answered by one frame holding a value."""
@@ -272,14 +308,27 @@ class ClusterClient:
         """Store a serialized object under ``key`` in ``env``'s worker (``path``: add to its
         import path first); answers ``{key, env, moved_from}``: the key it is held under
         (``unique``: a key held in another env is left alone, and this object gets a key of
-        its own) and the env it was taken from, if another env held it."""
+        its own) and the env it was taken from, if another env held it. A ``resource`` (code)
+        is kept here, to send again to a restarted daemon."""
         params = {"env": env, "resource": "1" if resource else "0"}
         if path is not None:
             params["path"] = str(path)
         if unique:
             params["unique"] = "1"
+        if self.sent.instance is None:  # what is sent from now on lives in this instance
+            self.sent.instance = self.learn_instance() if self.instance is None else self.instance
         response = self.request("PUT", f"/_rh/objects/{key}", body, PICKLE, params)
         answer: dict[str, Any] = self.checked(response).json()
+        self.sent.sent(str(answer.get("key", key)), body, env, path, resource)
+        return answer
+
+    def declare_env(self, name: str, spec: dict[str, Any]) -> Any:
+        """Declare env ``name`` (its variables, requirements, setup commands); kept here, to
+        declare again to a restarted daemon."""
+        if self.sent.instance is None:
+            self.sent.instance = self.learn_instance() if self.instance is None else self.instance
+        answer = self.json("PUT", f"/_rh/envs/{name}", spec)
+        self.sent.envs[name] = spec
         return answer
 
     def env_info(self, name: str) -> dict[str, Any] | None:
@@ -293,11 +342,20 @@ class ClusterClient:
 
     def close(self) -> None:
         """Close pooled connections."""
-        _close_all(self._idle)
+        close_all(self._idle)
 
     def _send(
-        self, conn: HTTPConnection, method: str, target: str, body: bytes, content_type: str | None
+        self,
+        conn: HTTPConnection,
+        method: str,
+        target: str,
+        body: bytes,
+        content_type: str | None,
+        timeout: float | None,
     ) -> HTTPResponse:
+        if timeout is not None and conn.sock is not None:
+            conn.timeout = timeout  # set back to the client's when it returns to the pool
+            conn.sock.settimeout(timeout)
         conn.putrequest(method, target, skip_accept_encoding=True)
         if self._auth:
             conn.putheader("Authorization", self._auth)
@@ -310,9 +368,9 @@ class ClusterClient:
     def _connect(self) -> HTTPConnection:
         conn: HTTPConnection
         if self._tls is None:
-            conn = _Connection(self.host, self.port, timeout=self.timeout)
+            conn = Connection(self.host, self.port, timeout=self.timeout)
         else:
-            conn = _TLSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
+            conn = TLSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
         try:
             conn.connect()
         except ssl.SSLCertVerificationError as exc:
@@ -333,70 +391,33 @@ class ClusterClient:
                 conn = self._idle.pop()
             except IndexError:
                 break
-            if not _dropped(conn):
+            if not dropped(conn):
                 return conn, True
             conn.close()
         return self._connect(), False
 
     def _release(self, conn: HTTPConnection) -> None:
+        if conn.timeout != self.timeout and conn.sock is not None:  # a call's own timeout
+            conn.timeout = self.timeout
+            conn.sock.settimeout(self.timeout)
         self._idle.append(conn)
 
     def _unreachable(self, exc: BaseException, before_sending: bool = False) -> DaemonUnreachable:
         message = f"Cannot reach the daemon at {self.base_url}: {exc}"
-        return DaemonUnreachable(message, before_sending)
+        return DaemonUnreachable(message, before_sending, self.base_url)
 
 
-def _close_all(idle: deque[HTTPConnection]) -> None:
-    while idle:
-        idle.pop().close()
+_REFUSED_CALLS = {"DuplicateCall": "connection", "DaemonRestarted": "restarted"}
+_live_clients: weakref.WeakSet[ClusterClient] = weakref.WeakSet()
 
 
-def _dropped(conn: HTTPConnection) -> bool:
-    # An idle keep-alive socket that is readable has been closed (or broken) by the server.
-    sock = conn.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+def _drop_inherited_connections() -> None:
+    # A forked child shares its parent's sockets, so the two would read each other's answers.
+    # Closing the child's copies leaves the parent's connections open; the child opens its
+    # own, and makes run keys of its own.
+    for client in list(_live_clients):
+        close_all(client._idle)
+    run_keys.renew()
 
 
-def _handle_side_frame(response: Response, kind: Kind, data: bytes, stream_logs: bool) -> None:
-    if kind == Kind.STDOUT:
-        if stream_logs:
-            sys.stdout.write(data.decode("utf-8", "replace"))
-            sys.stdout.flush()
-    elif kind == Kind.STDERR:
-        if stream_logs:
-            sys.stderr.write(data.decode("utf-8", "replace"))
-            sys.stderr.flush()
-    elif kind in (Kind.ERROR, Kind.REJECTED):
-        response.release()
-        raise errors.unpack(data)
-    elif kind == Kind.END:
-        response.release()
-        raise DaemonError("the daemon ended a non-generator call with END")
-
-
-def _items(
-    response: Response, frames: Iterator[tuple[Kind, bytes]], first: bytes, key: str
-) -> Iterator[Any]:
-    finished = False
-    try:
-        yield loads(first, f"an item of {key}")
-        for kind, data in frames:
-            if kind == Kind.ITEM:
-                yield loads(data, f"an item of {key}")
-            elif kind == Kind.END or kind == Kind.RESULT:
-                finished = True
-                response.release()
-                return
-            else:
-                if kind in (Kind.ERROR, Kind.REJECTED):
-                    finished = True
-                _handle_side_frame(response, kind, data, True)
-    finally:
-        if not finished:
-            response.abandon()  # left early: the rest of the stream cannot be reused
+os.register_at_fork(after_in_child=_drop_inherited_connections)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 CallKind = Literal["sync", "generator", "async", "async_generator"]
-RESERVED = ("stream_logs", "run_name", "run_async", "remote")
+RESERVED = frozenset({"stream_logs", "run_name", "run_async", "remote"})
 _DONE = object()
 
 
@@ -38,13 +38,13 @@ class CallOptions:
         self.remote = remote  # keep the result on the cluster, return an ObjectRef
 
 
-_DEFAULTS = {True: CallOptions(True), False: CallOptions(False)}
+_LOUD, _QUIET = CallOptions(True), CallOptions(False)  # shared: never changed
 
 
 def pop_options(kwargs: dict[str, Any], stream_logs: bool = True) -> CallOptions:
     """Take the reserved keywords out of ``kwargs``; what is left is the user's."""
-    if not kwargs or not any(name in kwargs for name in RESERVED):
-        return _DEFAULTS[stream_logs]  # the usual call: nothing to pop, nothing to build
+    if not kwargs or kwargs.keys().isdisjoint(RESERVED):
+        return _LOUD if stream_logs else _QUIET  # the usual call: nothing to pop or build
     run_async = kwargs.pop("run_async", None)
     return CallOptions(
         stream_logs=bool(kwargs.pop("stream_logs", stream_logs)),

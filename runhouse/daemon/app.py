@@ -13,7 +13,9 @@ Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{metho
     GET    /_rh/objects/{key}       fetch an object
     DELETE /_rh/objects/{key}       delete an object
     POST   /_rh/clear               delete every object
-    POST   /_rh/cancel/{key}        cancel a run (by run key) or every run of an object
+    POST   /_rh/cancel[/{key}]      cancel a run (by run key), every run of an object, or all
+                                    (?force=1: replace the workers that ran them)
+    POST   /_rh/rename/{key}?to=    give an object another key
     GET    /_rh/runs/{run_key}      wait for a run started with ?detach=1 and fetch its result
     POST   /{key}/{method}          call (pickle body, or JSON {"args", "kwargs"} for curl)
     GET    /{key}/{method}?a=1      call with the query as keyword arguments, or read an attribute
@@ -40,13 +42,16 @@ from runhouse.daemon.engines.base import EnvSpec, Frame
 from runhouse.daemon.envs import Requirement
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
-from runhouse.exceptions import EnvInstallError
-from runhouse.wire.frames import TERMINAL, Kind
+from runhouse.exceptions import CallCancelledError, EnvInstallError
+from runhouse.wire import errors
+from runhouse.wire.frames import HEADER, TERMINAL, Kind
 
 log = logging.getLogger("runhouse.daemon")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
 _MAX_KEY = 512
-_KEY_ROUTES = frozenset({"objects", "cancel", "runs"})  # /_rh/<route>/<key, which may hold />
+_KEY_ROUTES = frozenset(
+    {"objects", "cancel", "runs", "rename"}
+)  # /_rh/<route>/<key, which may hold />
 _PUBLIC = frozenset({"/_rh/health", "/_rh/openapi.json"})
 _OPS = frozenset({"call", "map", "getattr", "setattr"})
 _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
@@ -156,6 +161,8 @@ class Routes:
             return await asgi.send_json(send, 200, await self.state.status())
         if route == ("GET", "keys", 2):
             return await asgi.send_json(send, 200, self.state.keys(asgi.query(scope).get("env")))
+        if route == ("POST", "cancel", 2):
+            return await self.cancel(scope, send, None)
         if route == ("POST", "clear", 2):
             return await self.clear(send)
         if route == ("GET", "versions", 2):
@@ -176,7 +183,9 @@ class Routes:
             if route == ("DELETE", "objects", 3):
                 return await self.delete_object(send, name)
             if route == ("POST", "cancel", 3):
-                return await self.cancel(send, name)
+                return await self.cancel(scope, send, name)
+            if route == ("POST", "rename", 3):
+                return await self.rename(scope, send, name)
             if route == ("GET", "runs", 3):
                 return await self.get_run(send, name)
         raise HTTPError(404, "NotFound", f"no route {method} {scope['path']!r}")
@@ -191,6 +200,52 @@ class Routes:
             )
         return env
 
+    # Run keys of the calls started lately, in two generations (the older dropped when the
+    # newer fills): a client sends a call again within moments of losing its connection.
+    # The third set holds those that came as a send-again, for an original that comes late.
+    _recent_runs: tuple[set[str], set[str], set[str]] | None = None
+
+    def _admit(self, q: dict[str, str], key: str, method: str) -> None:
+        """Refuse a call a client sends again (it names the ``instance`` it meant) that this
+        daemon has seen, or that was meant for an earlier instance: it may have run, and
+        must not run twice. (A run key sent afresh may be a run name used again.)"""
+        run_key = q["run_key"]
+        recent = self._recent_runs
+        if recent is None:
+            recent = self._recent_runs = (set(), set(), set())
+        newer, older, resent = recent
+        instance = q.get("instance")
+        if instance is not None:
+            seen = run_key in newer or run_key in older
+            if instance != _INSTANCE or seen:
+                kind = "DuplicateCall" if instance == _INSTANCE else "DaemonRestarted"
+                why = "was received before" if seen else "was meant for an earlier daemon"
+                raise HTTPError(
+                    409,
+                    kind,
+                    f"call {run_key!r} {why}; not running it again",
+                    run_key=run_key,
+                    call=f"{key}.{method}",
+                    instance=_INSTANCE,
+                )
+            if len(resent) >= _KEEP_RECENT_RUNS:
+                resent.clear()
+            resent.add(run_key)
+        elif run_key in resent:  # the original of a call sent again, arriving after it
+            raise HTTPError(
+                409,
+                "DuplicateCall",
+                f"call {run_key!r} was received before; not running it again",
+                run_key=run_key,
+                call=f"{key}.{method}",
+                instance=_INSTANCE,
+            )
+        if key in self.state.key_env:  # one answered "no object" may come again once it is sent
+            if len(newer) >= _KEEP_RECENT_RUNS:
+                newer, older = (set(), newer)
+                self._recent_runs = (newer, older, resent)
+            newer.add(run_key)
+
     async def call(
         self,
         scope: Scope,
@@ -203,6 +258,8 @@ class Routes:
         """Run ``key.method``; stream frames back (or one JSON value for curl). A GET
         (``from_query``) passes the query as keyword arguments, or reads an attribute."""
         q = {} if from_query else asgi.query(scope)
+        if "run_key" in q:
+            self._admit(q, key, method)
         op = q.get("op", "call")
         if op not in _OPS:
             raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
@@ -224,13 +281,33 @@ class Routes:
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
             request["store_as"] = _key(store_as, "store_as")
+        if "refs" in q:
+            # ObjectRefs among the arguments (runhouse/wire/refs.py): the call's own worker
+            # puts the objects it holds in their place; other envs' objects come along here.
+            try:
+                ref_keys = json.loads(q["refs"])
+            except ValueError:
+                ref_keys = None
+            if not isinstance(ref_keys, list) or not all(isinstance(k, str) for k in ref_keys):
+                raise HTTPError(400, "BadRequest", 'refs must be a JSON list of keys: ["k1"]')
+            fetched: dict[str, bytes | None] = {}
+            for ref_key in ref_keys:
+                ref_env = self.state.key_env.get(ref_key)
+                if ref_env is None or ref_env == env:
+                    fetched[ref_key] = None  # held by the call's worker, or nowhere: it says
+                    continue
+                held = await (await self.state.worker(ref_env)).ask({"op": "get", "key": ref_key})
+                if held.kind != Kind.RESULT:
+                    return await asgi.send_frame(send, 400, held.header, held.payload)
+                fetched[ref_key] = held.payload
+            request["refs"] = fetched
         worker = self.state.workers.get(env)  # the usual case, without a coroutine per call
         if worker is None or not worker.alive:
             worker = await self.state.worker(env)
         stream = worker.open(request, body)
         if len(body) > _SMALL_BODY:  # a small request never has to wait for the socket
             await worker.drain()
-        run = Run(run_key, key, env, worker, stream.call_id, detach)
+        run = Run(run_key, key, env, worker, stream.call_id, detach, stream=stream)
         self.state.runs[run_key] = run
         if store_as is not None:
             self.state.remember(store_as, env, None)
@@ -329,21 +406,60 @@ class Routes:
             )
         await self.get_object(send, run_key)
 
-    async def cancel(self, send: Send, key: str) -> None:
-        """Cancel the run with this run key, or every running call of this object key."""
+    async def cancel(self, scope: Scope, send: Send, key: str | None) -> None:
+        """Cancel the run with this run key, every running call of this object key, or (no
+        key) every running call. Callers waiting on a cancelled run get its error at once,
+        even while the call is still stuck in C code; ``?force=1`` also ends the workers that
+        ran them (their objects go with them) and starts fresh ones."""
         runs = [
             r
             for r in self.state.runs.values()
-            if (r.run_key == key or r.key == key) and not r.done.is_set()
+            if (key is None or r.run_key == key or r.key == key) and not r.done.is_set()
         ]
-        if not runs and key not in self.state.runs and key not in self.state.key_env:
+        known = key is None or runs or key in self.state.runs or key in self.state.key_env
+        if not known:
             raise HTTPError(404, "RunNotFound", f"no run or object with key {key!r}")
         cancelled = []
         for run in runs:
             frame = await run.worker.ask({"op": "cancel", "target": run.call_id})
             if frame.kind == Kind.RESULT and json.loads(frame.payload):
                 cancelled.append(run.run_key)
-        await asgi.send_json(send, 200, {"cancelled": cancelled})
+                payload = errors.pack(CallCancelledError(run.run_key))
+                run.stream.put(Frame(Kind.ERROR, HEADER.pack(Kind.ERROR, len(payload)), payload))
+        lost: list[str] = []
+        if asgi.query(scope).get("force") == "1":
+            for env in sorted({r.env for r in runs}):
+                lost += await self._replace_worker(env)
+        await asgi.send_json(send, 200, {"cancelled": cancelled, "lost": lost})
+
+    async def _replace_worker(self, env: str) -> list[str]:
+        """End an env's worker and start a fresh one; the keys whose objects were lost."""
+        kept = self.state.resources.get(env, {})
+        lost = [k for k in self.state.keys(env) if k not in kept]
+        await self.state.restart_env(env)
+        await self.state.worker(env)  # functions and classes are sent to it again
+        log.warning("worker of env %r replaced (a forced cancel); lost: %s", env, lost)
+        return lost
+
+    async def rename(self, scope: Scope, send: Send, old: str) -> None:
+        """Give the object under ``old`` the key ``?to=``."""
+        new = _key(asgi.query(scope).get("to") or "", "new key")
+        env = self._env_of(old)
+        if new in self.state.key_env:
+            raise HTTPError(
+                409,
+                "KeyExists",
+                f"{new!r} is taken (env {self.state.key_env[new]!r}); delete it first",
+            )
+        worker = await self.state.worker(env)
+        frame = await worker.ask({"op": "rename", "key": old, "to": new})
+        if frame.kind != Kind.RESULT or not json.loads(frame.payload):
+            keys = self.state.keys()
+            raise HTTPError(404, "ObjectNotFoundError", f"no object {old!r}", key=old, keys=keys)
+        blob = self.state.resources.get(env, {}).get(old)
+        self.state.forget(old)
+        self.state.remember(new, env, blob)
+        await asgi.send_json(send, 200, {"key": new, "env": env})
 
     async def put_env(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
         """Declare (or change) an env, building it first; a changed env's worker restarts."""
@@ -506,6 +622,12 @@ def _query_call(params: dict[str, str]) -> bytes:
     return json.dumps({"args": [], "kwargs": kwargs}).encode()
 
 
+# This daemon process's id: a client that finds it changed knows the daemon restarted (and
+# holds none of what the client sent), and a call it sends again names the instance it meant.
+_INSTANCE = secrets.token_hex(8)
+_KEEP_RECENT_RUNS = 50_000  # run keys per generation remembered against calls sent twice
+
+
 def _health() -> dict[str, Any]:
     import cloudpickle
 
@@ -514,4 +636,5 @@ def _health() -> dict[str, Any]:
         "runhouse": __version__,
         "python": ".".join(map(str, sys.version_info[:3])),
         "cloudpickle": cloudpickle.__version__,
+        "instance": _INSTANCE,
     }

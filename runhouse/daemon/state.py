@@ -2,6 +2,8 @@
 
 Functions and classes sent with ``.to()`` are kept here as bytes too, so a worker that dies
 is replaced by one that has them again; plain objects and module instances die with it.
+For the same reason an idle worker is stopped (``worker_idle_timeout``) only if it holds
+nothing but such functions and classes; the next call to its env starts it again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from runhouse.wire.frames import Kind
 
 log = logging.getLogger("runhouse.daemon")
 BASE_ENV = "base"
+PROBE_TIMEOUT = 2.0  # seconds a worker has to answer a status probe
+_MAX_SWEEP = 30.0  # seconds between idle checks, at most
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Run:
     detached: bool
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: Frame | None = None  # the ERROR frame if it failed
+    stream: Any = None  # the worker's frames of this call (a cancel answers on it at once)
 
     @property
     def status(self) -> str:
@@ -47,7 +52,14 @@ class Run:
 class DaemonState:
     """The daemon's memory; every route works through it."""
 
-    def __init__(self, engine: Engine, token: str | None, port: int, builder: EnvBuilder) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        token: str | None,
+        port: int,
+        builder: EnvBuilder,
+        worker_idle_timeout: float = 0,
+    ) -> None:
         self.engine = engine
         self.builder = builder
         self.token = token
@@ -59,14 +71,25 @@ class DaemonState:
         # env -> key -> (pickled callable, import path it needs), sent again after a restart
         self.resources: dict[str, dict[str, tuple[bytes, str | None]]] = {}
         self.runs: dict[str, Run] = {}
+        self.stopped: dict[str, str] = {}  # env -> why its worker was stopped (until restarted)
+        self.worker_idle_timeout = worker_idle_timeout
         self._starting: dict[str, asyncio.Lock] = {}
+        # worker -> (its request count, when that count was first seen): its idle clock
+        self._idle_since: dict[WorkerHandle, tuple[int, float]] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start the base env's worker, so the first call does not wait for it."""
+        """Start the base env's worker (so the first call does not wait for it) and the
+        check that stops idle workers."""
         await self.worker(BASE_ENV)
+        if self.worker_idle_timeout > 0 and self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._stop_idle_workers())
 
     async def stop(self) -> None:
         """Stop every worker."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         workers, self.workers = list(self.workers.values()), {}
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
 
@@ -101,8 +124,56 @@ class DaemonState:
                 if frame.kind != Kind.RESULT:
                     log.warning("could not restore %r in env %r after a restart", key, env)
             self.workers[env] = worker
+            self.stopped.pop(env, None)
             log.info("started worker for env %r (pid %s)", env, worker.pid)
             return worker
+
+    async def _stop_idle_workers(self) -> None:
+        timeout = self.worker_idle_timeout
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(max(timeout / 4, 0.05), _MAX_SWEEP))
+            now = loop.time()
+            clocks, idle = {}, []
+            for env, worker in self.workers.items():
+                seen = self._idle_since.get(worker)
+                if seen is None or seen[0] != worker.requests:
+                    seen = (worker.requests, now)  # used since the last look: idle from now
+                clocks[worker] = seen
+                if env != BASE_ENV and now - seen[1] >= timeout and self._restorable(env):
+                    idle.append((env, worker))
+            self._idle_since = clocks
+            outcomes = await asyncio.gather(
+                *(self._stop_if_idle(env, w) for env, w in idle), return_exceptions=True
+            )
+            for (env, _), outcome in zip(idle, outcomes, strict=True):
+                if isinstance(outcome, Exception):  # one env's trouble must not end the checks
+                    log.warning("could not stop the idle worker of env %r: %r", env, outcome)
+
+    def _restorable(self, env: str) -> bool:
+        # Everything the daemon knows the worker holds, it can send again after a restart.
+        kept = self.resources.get(env, {})
+        return all(key in kept for key in self.keys(env))
+
+    async def _stop_if_idle(self, env: str, worker: WorkerHandle) -> None:
+        count = worker.requests
+        frame = await worker.probe(PROBE_TIMEOUT)
+        if frame is None or frame.kind != Kind.RESULT:
+            return  # not answering (or gone): it may be busy; never stop it blind
+        report = _json(frame)
+        kept = self.resources.get(env, {})
+        if report.get("running_calls") or any(k not in kept for k in report.get("objects", [])):
+            # Busy, or holding what the daemon could not restore: its idle clock starts over.
+            self._idle_since[worker] = (count, asyncio.get_running_loop().time())
+            return
+        if worker.requests != count or self.workers.get(env) is not worker:
+            return  # used (or replaced) while it answered
+        # Removed before any await: a call arriving now starts a fresh worker.
+        del self.workers[env]
+        self._idle_since.pop(worker, None)
+        self.stopped[env] = "idle"
+        log.info("stopping the idle worker of env %r (pid %s)", env, worker.pid)
+        await worker.stop()
 
     def _on_death(self, worker: WorkerHandle, cause: str) -> None:
         name = worker.env.name
@@ -138,14 +209,16 @@ class DaemonState:
         return sorted(k for k, e in self.key_env.items() if env is None or e == env)
 
     async def status(self) -> dict[str, Any]:
-        """Daemon, envs, workers (PID, memory), objects per env."""
+        """Daemon, envs, workers (PID, memory, state), objects per env; a worker that does
+        not answer within ``PROBE_TIMEOUT`` is reported as not responding."""
+        live = {name: w for name, w in self.workers.items() if w.alive}
+        reports = await asyncio.gather(*(_worker_report(w) for w in live.values()))
+        workers = dict(zip(live, reports, strict=True))
         envs = []
-        for name in sorted(set(self.envs) | set(self.workers)):
-            worker = self.workers.get(name)
-            info: dict[str, Any] | None = None
-            if worker is not None and worker.alive:
-                frame = await worker.ask({"op": "status"})
-                info = _json(frame) if frame.kind == Kind.RESULT else None
+        for name in sorted(set(self.envs) | set(self.workers) | set(self.stopped)):
+            info = workers.get(name)
+            if info is None and name in self.stopped:
+                info = {"state": "stopped", "reason": self.stopped[name]}
             spec = self.envs.get(name, EnvSpec(name))
             envs.append(
                 {
@@ -170,6 +243,15 @@ class DaemonState:
             },
             "envs": envs,
         }
+
+
+async def _worker_report(worker: WorkerHandle) -> dict[str, Any] | None:
+    frame = await worker.probe(PROBE_TIMEOUT)
+    if frame is None:
+        return {"pid": worker.pid, "state": "running", "responding": False}
+    if frame.kind != Kind.RESULT:
+        return None  # it died meanwhile
+    return {**_json(frame), "state": "running", "responding": True}
 
 
 def _json(frame: Frame) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 from typing import Any, Literal, overload
 
@@ -17,15 +18,17 @@ from runhouse.client import local_daemon
 from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
 from runhouse.client.runners.base import CommandRunner
-from runhouse.client.runners.ssh import SSHRunner
-from runhouse.exceptions import DaemonError, ResourceNotFoundError
+from runhouse.client.runners.ssh import SSHRunner, parse_creds
+from runhouse.exceptions import DaemonError, EnvInstallError, ResourceNotFoundError
 from runhouse.resources.cluster_calls import BASE_ENV, ClusterCalls
 from runhouse.resources.env import Env, as_env
-from runhouse.resources.resource import Resource
+from runhouse.resources.package import Package
+from runhouse.resources.resource import Resource, build
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse")
-SSH_CRED_FIELDS = ("ssh_user", "ssh_private_key")  # a key's path, never its contents
+# Saved in a config: a key's path (never its contents); a password never is (memory only).
+SSH_CRED_FIELDS = ("ssh_user", "ssh_private_key", "ssh_proxy_command")
 
 
 class Cluster(ClusterCalls, Resource):
@@ -49,7 +52,7 @@ class Cluster(ClusterCalls, Resource):
         super().__init__(name=name)
         self.server_port = server_port
         self.host = host
-        self.ssh_creds = {k: v for k, v in (ssh_creds or {}).items() if k in SSH_CRED_FIELDS}
+        self.ssh_creds, self._ssh_password = parse_creds(ssh_creds, SSH_CRED_FIELDS)
         self.ssh_port = ssh_port
         self.server_connection_type = server_connection_type or ("ssh" if host else "none")
         self.ssl_certfile = ssl_certfile
@@ -66,7 +69,7 @@ class Cluster(ClusterCalls, Resource):
             **super().config(),
             "host": self.host,
             "server_port": self.server_port,
-            "ssh_creds": dict(self.ssh_creds),
+            "ssh_creds": {k: v for k, v in self.ssh_creds.items() if k in SSH_CRED_FIELDS},
             "ssh_port": self.ssh_port,
             "server_connection_type": self.server_connection_type,
             "ssl_certfile": self.ssl_certfile,
@@ -112,6 +115,8 @@ class Cluster(ClusterCalls, Resource):
             user=self.ssh_creds.get("ssh_user"),
             port=self.ssh_port,
             key=self.ssh_creds.get("ssh_private_key"),
+            password=self._ssh_password,
+            proxy_command=self.ssh_creds.get("ssh_proxy_command"),
         )
 
     def _runners(self, node: str | None) -> dict[str, CommandRunner]:
@@ -162,14 +167,26 @@ class Cluster(ClusterCalls, Resource):
         self._connected(autostart=True)
         return self
 
+    def is_connected(self) -> bool:
+        """Whether this client reaches the cluster's daemon now (nothing is started)."""
+        return self.is_up()
+
+    def disconnect(self) -> None:
+        """Close this client's connections to the daemon (and its SSH tunnel); the daemon
+        keeps running, and the next use reconnects."""
+        self._connection.drop()
+        if isinstance(self._daemon_host, SSHHost):
+            self._daemon_host.close()
+
     def restart_server(self) -> Cluster:
         """Stop the daemon (and its workers) and start it again; objects are lost."""
         self._connection.restart()
         return self
 
-    def status(self) -> dict[str, Any]:
-        """Envs, workers (pid, memory), objects per env, uptime and versions."""
-        return self._with_client(lambda c: c.json("GET", "/_rh/status"))
+    def status(self, timeout: float | None = None) -> dict[str, Any]:
+        """Envs, workers (pid, memory; a worker that does not answer says so), objects per
+        env, uptime and versions; ``timeout``: seconds to wait for the daemon's answer."""
+        return self._with_client(lambda c: c.json("GET", "/_rh/status", timeout=timeout))
 
     # -- commands ----------------------------------------------------------------------
 
@@ -234,9 +251,39 @@ class Cluster(ClusterCalls, Resource):
             variables["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
         return variables, bin_dir
 
-    def run_python(self, lines: str | list[str], stream_logs: bool = True) -> tuple[int, str, str]:
-        """Run Python code with the cluster's ``python3``."""
-        return self.runner.run_python(lines, stream_logs=stream_logs)
+    def run_python(
+        self,
+        lines: str | list[str],
+        env: Env | str | None = None,
+        stream_logs: bool = True,
+    ) -> list[tuple[int, str, str]]:
+        """Run Python code on the head, with ``env``'s Python (default: the host's
+        ``python3``); returns ``[(returncode, stdout, stderr)]``, as ``run`` does."""
+        if env is None:
+            return [self.runner.run_python(lines, stream_logs=stream_logs)]
+        code = lines if isinstance(lines, str) else "\n".join(lines)
+        return self.run([f"python -c {shlex.quote(code)}"], env=env, stream_logs=stream_logs)
+
+    def install_packages(
+        self, reqs: list[str | Package] | str | Package, env: Env | str | None = None
+    ) -> None:
+        """Install packages into ``env`` on the cluster (default: the base env, which is the
+        daemon's own Python); ``rh.EnvInstallError`` if the install fails. Prefer an env's
+        ``reqs``: an env built from them is rebuilt the same way anywhere."""
+        wanted = Env(reqs=reqs).resolved_reqs()
+        placed = self.daemon_host.place_requirements(wanted)
+        args: list[str] = []
+        for req in placed:
+            args += ["-r", req["value"]] if req["kind"] == "requirements" else [req["value"]]
+        env_name = self.ensure_env(env)
+        if env_name == BASE_ENV:  # uv comes with runhouse, so the daemon's Python has it
+            command = 'python -m uv pip install -q --python "$(command -v python)" '
+        else:  # an env's own venv, which has pip
+            command = "pip install -q "
+        command += shlex.join(args)
+        [(code, out, err)] = self.run([command], env=env_name, stream_logs=False)
+        if code != 0:
+            raise EnvInstallError(env_name, command, code, (out + err).strip())
 
     def rsync(self, source: str, dest: str, up: bool = True, node: str | None = None) -> None:
         """Copy files to (``up``) or from the head (or ``node``; ``"all"``: to every host),
@@ -249,6 +296,8 @@ class Cluster(ClusterCalls, Resource):
     def ssh(self, *command: str) -> int:
         """An interactive shell on the cluster's host (or ``command``); its exit code."""
         runner = self._ssh_host().runner
+        if runner.uses_password:
+            runner.login()  # the shell then rides the logged-in connection: no prompt
         return subprocess.call(["ssh", "-t", *runner.options(), runner.target, *command])
 
     def ssh_tunnel(self, local_port: int | None = None, remote_port: int | None = None) -> int:
@@ -349,10 +398,15 @@ def cluster(
     customized = host is not None or server_port is not None or any(settings.values())
     if name is not None and not customized:
         try:
-            return Cluster.from_name(name)
+            saved = Cluster.from_name(name)
         except ResourceNotFoundError:
             if name.rsplit("/", 1)[-1] != "local":
                 raise
+        else:
+            if ssh_creds:  # a password is never saved: it is given again when loading
+                config = {**saved.config(), "ssh_creds": {**saved.ssh_creds, **ssh_creds}}
+                return build(config, saved._address)  # type: ignore[return-value]
+            return saved
     port = local_daemon.DEFAULT_PORT if server_port is None else server_port
     return Cluster(name, port, host, ssh_creds, ssh_port, **settings)
 

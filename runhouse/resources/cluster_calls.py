@@ -13,21 +13,28 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from runhouse.client import workdir
 from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost
 from runhouse.client.http import ClusterClient
+from runhouse.client.invoke import CallOptions
 from runhouse.client.shipping import ship
-from runhouse.exceptions import ObjectNotFoundError, ResourceNotFoundError
+from runhouse.exceptions import (
+    DaemonError,
+    ObjectLostError,
+    ObjectNotFoundError,
+    ResourceNotFoundError,
+)
 from runhouse.fileio import atomic_write
+from runhouse.resources import remote_call
 from runhouse.resources.env import Env, EnvRef, code_root
 from runhouse.wire import versions
 from runhouse.wire.serialization import dumps
 
 if TYPE_CHECKING:
-    pass
+    from runhouse.resources.cluster import Cluster
 
 log = logging.getLogger("runhouse")
 T = TypeVar("T")
@@ -97,11 +104,20 @@ class ClusterCalls:
         _checked_envs.add((base_url, env_name))
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The object under ``key``, or ``default`` if there is none."""
+        """The object under ``key``, or ``default`` if there is none (``default=KeyError``:
+        raise ``rh.ObjectNotFoundError``, a ``KeyError``, as the original did)."""
         try:
             return self._with_client(lambda c: c.value("GET", f"/_rh/objects/{key}", key))
         except ObjectNotFoundError:
+            if default is KeyError:
+                raise
             return default
+
+    def rename(self, old_key: str, new_key: str) -> None:
+        """Give the object under ``old_key`` the key ``new_key`` (which must be free)."""
+        params = {"to": new_key}
+        self._with_client(lambda c: c.json("POST", f"/_rh/rename/{old_key}", params=params))
+        self._with_client(lambda c: c.sent.rename(old_key, new_key))
 
     def keys(self, env: Env | str | None = None) -> list[str]:
         """Keys of every object on the cluster, or of one env's."""
@@ -113,14 +129,33 @@ class ClusterCalls:
         for key in [keys] if isinstance(keys, str) else list(keys):
             path = f"/_rh/objects/{key}"
             self._with_client(lambda c, path=path: c.json("DELETE", path))  # type: ignore[misc]
+            self._with_client(lambda c, key=key: c.sent.forget(key))  # type: ignore[misc]
 
     def clear(self) -> None:
         """Delete every object on the cluster."""
         self._with_client(lambda c: c.json("POST", "/_rh/clear"))
+        self._with_client(lambda c: c.sent.forget_all())
 
-    def cancel(self, key: str) -> list[str]:
-        """Cancel a run (by the key ``.run()`` returned) or every running call of an object."""
-        answer = self._with_client(lambda c: c.json("POST", f"/_rh/cancel/{key}"))
+    def cancel(self, key: str, force: bool = False) -> list[str]:
+        """Cancel a run (by the key ``.run()`` returned) or every running call of an object;
+        returns the run keys cancelled. Waiting on a cancelled run raises
+        ``rh.CallCancelledError`` at once. ``force=True`` also ends the worker that ran it
+        (a call stuck in C code stops for sure) and starts a fresh one: objects that are not
+        functions or classes go with the old one, and a warning names them."""
+        return self._cancel(f"/_rh/cancel/{key}", force)
+
+    def cancel_all(self, force: bool = False) -> list[str]:
+        """Cancel every running call on the cluster (``force``: as for ``cancel``)."""
+        return self._cancel("/_rh/cancel", force)
+
+    def _cancel(self, path: str, force: bool) -> list[str]:
+        params = {"force": "1"} if force else None
+        answer = self._with_client(lambda c: c.json("POST", path, params=params))
+        if answer.get("lost"):
+            log.warning(
+                "Cancelling with force=True replaced a worker; these objects went with it: %s",
+                ", ".join(answer["lost"]),
+            )
         return list(answer["cancelled"])
 
     def ensure_env(self, env: Env | str | None) -> str:
@@ -137,7 +172,7 @@ class ClusterCalls:
             "reqs": self.daemon_host.place_requirements(env.resolved_reqs()),
             "setup_cmds": list(env.setup_cmds),
         }
-        self._with_client(lambda c: c.json("PUT", f"/_rh/envs/{name}", body))
+        self._with_client(lambda c: c.declare_env(name, body))
         return name
 
     def _existing_env(self, ref: EnvRef) -> str:
@@ -163,12 +198,37 @@ class ClusterCalls:
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         stream_logs: bool = True,
+        timeout: float | None = None,
         **params: str,
     ) -> Any:
-        """Call ``key.method(*args, **kwargs)`` on the cluster and return its result."""
+        """Call ``key.method(*args, **kwargs)`` on the cluster and return its result; past
+        ``timeout`` seconds it is cancelled there and ``rh.CallTimeoutError`` is raised."""
         payload = dumps((args, kwargs or {}), f"the arguments of {key}.{method}")
         params = {"logs": "1" if stream_logs else "0", **params}
-        return self._with_client(lambda c: c.call(key, method, payload, params, stream_logs))
+        return self._connection.call(key, method, payload, params, stream_logs, timeout)
+
+    def call(
+        self,
+        key: str,
+        method: str,
+        *args: Any,
+        stream_logs: bool = True,
+        run_name: str | None = None,
+        remote: bool = False,
+        run_async: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``key.method(*args, **kwargs)`` on the cluster: ``remote=True`` keeps the
+        result there and returns an ObjectRef, ``run_name`` names the run (and keeps its
+        result under that name), ``run_async=True`` returns an awaitable, ``timeout`` bounds
+        the wait (seconds). A generator's items come back as an iterator.
+
+            >>> c.call("counter", "increment", 2)
+        """
+        options = CallOptions(stream_logs, run_name, run_async, remote)
+        cluster = cast("Cluster", self)  # this class is a part of Cluster
+        return remote_call.call(cluster, key, method, args, kwargs, "sync", options, timeout)
 
     def call_map(
         self,
@@ -180,7 +240,7 @@ class ClusterCalls:
         """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
         payload = dumps(items, f"the arguments of {key}.{method}")
         params = {"logs": "1" if stream_logs else "0", "op": "map"}
-        return list(self._with_client(lambda c: c.call(key, method, payload, params, stream_logs)))
+        return list(self._connection.call(key, method, payload, params, stream_logs))
 
     def run_detached(
         self, key: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_key: str
@@ -188,18 +248,24 @@ class ClusterCalls:
         """Start a call that outlives this client; returns its run key."""
         payload = dumps((args, kwargs), f"the arguments of {key}.{method}")
         params = {"detach": "1", "run_key": run_key}
-
-        def start(c: ClusterClient) -> str:
-            response = c.checked(
-                c.request("POST", f"/{key}/{method}", payload, "application/octet-stream", params)
-            )
-            return str(response.json()["run_key"])
-
-        return self._with_client(start)
+        call = f"{key}.{method}"
+        return self._connection.at_most_once(
+            call, run_key, lambda c: c.start(key, method, payload, params)
+        )
 
     def result(self, run_key: str) -> Any:
         """Wait for a run started with ``run_detached`` and return its result."""
-        return self._with_client(lambda c: c.value("GET", f"/_rh/runs/{run_key}", run_key))
+
+        def wait(c: ClusterClient) -> Any:
+            try:
+                return c.value("GET", f"/_rh/runs/{run_key}", run_key)
+            except DaemonError as exc:
+                missing = c.missing(run_key) if exc.status == 404 else None
+                if isinstance(missing, ObjectLostError):  # the daemon restarted since
+                    raise missing from None
+                raise
+
+        return self._with_client(wait)
 
     def endpoint(self) -> str:
         """The daemon's base URL."""

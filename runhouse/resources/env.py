@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runhouse.names.folders import project_root
 from runhouse.names.resolver import exists
-from runhouse.resources.package import Package
+from runhouse.resources.package import (
+    Package,
+    conda_in_plain_env,
+    is_package_string,
+    local_requirement,
+)
 from runhouse.resources.resource import Resource
+
+log = logging.getLogger("runhouse")
+E = TypeVar("E", bound="Env")
+# Variable names that usually hold credentials: their values should not sit in a config.
+CREDENTIAL_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 class Env(Resource):
@@ -56,6 +67,21 @@ class Env(Resource):
             "working_dir": self.working_dir,
         }
 
+    def save(self: E, name: str | None = None, overwrite: bool = True) -> E:
+        """Save the env's config (see ``Resource.save``); warns when a variable's name looks
+        like a credential, as its value is written in clear."""
+        risky = credential_names(self.env_vars)
+        if risky:
+            log.warning(
+                "Env %r is saved with env_vars that look like credentials (%s): their values "
+                "are written in clear in its saved config. Give env_vars the path of a .env "
+                "file instead (env_vars='.env'): only the path is saved, and the values are "
+                "read when the env is set up. (rh.secret is coming for this.)",
+                name or self.name,
+                ", ".join(risky),
+            )
+        return super().save(name, overwrite)
+
     def to(self, system: Any) -> Env:
         """Build this env on a cluster now (its worker starts with it); returns ``self``."""
         from runhouse.resources.cluster import as_cluster  # the cluster module imports this one
@@ -81,7 +107,11 @@ class Env(Resource):
 
 def resolve_requirement(req: str, base: Path) -> dict[str, str]:
     """One requirement as ``{kind, value}``: ``pip`` (a specifier or URL), ``path`` (a package
-    folder or wheel), ``requirements`` (a requirements file) or ``code`` (put on the path)."""
+    folder or wheel), ``requirements`` (a requirements file) or ``code`` (put on the path).
+    A prefixed string (``pip:``, ``local:``, ``reqs:``, ``rh:``) or a GitHub repository URL
+    is read as ``rh.Package.from_string`` reads it."""
+    if is_package_string(req):
+        return Package.from_string(req).resolve(base)
     is_path = req.startswith((".", "/", "~")) or req.endswith((".txt", ".whl"))
     if not is_path:
         return {"kind": "pip", "value": req}
@@ -89,14 +119,15 @@ def resolve_requirement(req: str, base: Path) -> dict[str, str]:
     path = (path if path.is_absolute() else base / path).resolve()
     if not path.exists():
         raise FileNotFoundError(f"env requirement {req!r}: {path} does not exist")
-    if path.is_dir():
-        packaged = (path / "pyproject.toml").exists() or (path / "setup.py").exists()
-        return {"kind": "path" if packaged else "code", "value": str(path)}
-    if path.suffix == ".whl":
-        return {"kind": "path", "value": str(path)}
-    if path.suffix == ".txt":
-        return {"kind": "requirements", "value": str(path)}
-    return {"kind": "code", "value": str(path.parent)}  # a single module: its folder
+    return local_requirement(path)
+
+
+def credential_names(env_vars: Mapping[str, str] | str) -> list[str]:
+    """The variable names that look like credentials (KEY, TOKEN, SECRET, PASSWORD in any
+    case); none for a ``.env`` path, which is saved as the path."""
+    if isinstance(env_vars, str):
+        return []
+    return sorted(k for k in env_vars if any(word in k.upper() for word in CREDENTIAL_WORDS))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -132,8 +163,9 @@ class CondaEnv(Env):
         working_dir: str | None = "./",
         secrets: Sequence[str] | str | None = None,
     ) -> None:
-        super().__init__(name, reqs, env_vars, setup_cmds, working_dir, secrets)
-        self.conda_env = _conda_spec(conda_env)
+        conda_packages, pip_reqs = _split_conda(reqs)
+        super().__init__(name, pip_reqs, env_vars, setup_cmds, working_dir, secrets)
+        self.conda_env = _with_conda_packages(_conda_spec(conda_env), conda_packages)
 
     def config(self) -> dict[str, Any]:
         """The env's config, with its conda spec."""
@@ -155,6 +187,43 @@ def _conda_spec(value: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if not isinstance(value, Mapping) or "dependencies" not in value:
         raise TypeError("conda_env must be a dict or environment.yml with 'dependencies'")
     return dict(value)
+
+
+def _split_conda(
+    value: Sequence[str | Package] | str | Package | None,
+) -> tuple[list[str], list[str | Package] | None]:
+    """``conda:`` requirements (their targets) apart from the rest."""
+    if value is None:
+        return [], None
+    conda, rest = [], []
+    for item in [value] if isinstance(value, (str, Package)) else list(value):
+        req = item.requirement() if isinstance(item, Package) else item
+        if isinstance(req, str) and req.startswith("conda:"):
+            conda.append(req.removeprefix("conda:").strip())
+        else:
+            rest.append(item)
+    return conda, rest
+
+
+def _with_conda_packages(spec: dict[str, Any], packages: list[str]) -> dict[str, Any]:
+    """``spec`` with conda packages (``"pytorch -c pytorch"``: a package and its channel)
+    added to its dependencies and channels, each once."""
+    if not packages:
+        return spec
+    dependencies = list(spec.get("dependencies") or [])
+    channels = list(spec.get("channels") or [])
+    for package in packages:
+        words = shlex.split(package)
+        while words:
+            word = words.pop(0)
+            if word in ("-c", "--channel") and words:
+                channel = words.pop(0)
+                channels += [channel] if channel not in channels else []
+            elif word.startswith("-"):
+                raise ValueError(f"conda:{package}: only -c/--channel may follow a package")
+            elif word not in dependencies:
+                dependencies.append(word)
+    return {**spec, "dependencies": dependencies, **({"channels": channels} if channels else {})}
 
 
 def conda_env(
@@ -198,7 +267,11 @@ def _requirements(value: Sequence[str | Package] | str | Package | None) -> list
     if value is None:
         return None
     items = [value] if isinstance(value, (str, Package)) else list(value)
-    return [item.requirement() if isinstance(item, Package) else item for item in items]
+    reqs = [item.requirement() if isinstance(item, Package) else item for item in items]
+    for req in reqs:
+        if isinstance(req, str) and req.startswith("conda:"):
+            raise ValueError(conda_in_plain_env(req))
+    return reqs
 
 
 def _strings(value: Sequence[str] | str | None, field: str) -> list[str]:

@@ -6,19 +6,21 @@
 >>> key = fn.run(1, 2); fn.get(key) # fire now, fetch later (even from another process)
 >>> fn.remote(1, 2).fetch()         # the result stays on the cluster until fetched
 >>> fn.map([1, 2, 3], [4, 5, 6])    # fanned out on the cluster, results in order
+>>> fn(1, 2, run_name="nightly")    # reserved keywords: see runhouse.resources.remote_call
+>>> fn.get_or_call("nightly", 1, 2) # the kept result of that run, or a new run
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
+import asyncio
 import json
 import shlex
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runhouse.client.invoke import CallKind, invoke, kind_of, new_key
+from runhouse.client.invoke import CallKind, kind_of, pop_options
 from runhouse.client.shipping import pointers
+from runhouse.resources import remote_call
 from runhouse.resources.cluster import Cluster, as_cluster, send_code
 from runhouse.resources.env import Env, as_env
 from runhouse.resources.object_ref import ObjectRef
@@ -91,11 +93,12 @@ class Function(Resource):
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the function on its cluster (or here, if it was never sent)."""
-        stream_logs = self._pop_stream_logs(kwargs)
+        """Run the function on its cluster (or here, if it was never sent). The keywords
+        ``stream_logs``, ``run_name``, ``run_async`` and ``remote`` are the call's own."""
+        options = pop_options(kwargs, self.stream_logs)
         if self.system is None:
             return self.local(*args, **kwargs)
-        return invoke(self.system, self._key(), "call", args, kwargs, self.kind, stream_logs)
+        return remote_call.call(self.system, self._key(), "call", args, kwargs, self.kind, options)
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function in this process."""
@@ -104,9 +107,10 @@ class Function(Resource):
         return self.fn(*args, **kwargs)
 
     def run(self, *args: Any, **kwargs: Any) -> str:
-        """Start a call on the cluster and return its run key at once (see ``get``)."""
+        """Start a call on the cluster and return its run key at once (``run_name=`` names
+        it); ``fn.get(key)`` or ``c.get(key)`` returns its result."""
         cluster, key = self._bound()
-        return cluster.run_detached(key, "call", args, kwargs, new_key(key))
+        return remote_call.start(cluster, key, "call", args, kwargs)
 
     def get(self, run_key: str) -> Any:
         """Wait for the run ``run_key`` (from ``run``) and return its result."""
@@ -114,14 +118,26 @@ class Function(Resource):
         return cluster.result(run_key)
 
     def remote(self, *args: Any, **kwargs: Any) -> ObjectRef:
-        """Run the call and keep its result on the cluster; returns a handle to fetch it."""
+        """Run the call and keep its result on the cluster (under ``run_name=`` if given);
+        returns a handle to fetch it or pass to other calls there."""
         cluster, key = self._bound()
-        stream_logs = self._pop_stream_logs(kwargs)
-        result_key = new_key(key)
-        cluster.request_call(
-            key, "call", args, kwargs, stream_logs=stream_logs, store_as=result_key
-        )
-        return ObjectRef(cluster, result_key)
+        kwargs["remote"] = True
+        options = pop_options(kwargs, self.stream_logs)
+        return remote_call.call(cluster, key, "call", args, kwargs, self.kind, options)
+
+    def get_or_call(
+        self, run_name: str, *args: Any, load: bool = True, local: bool = True, **kwargs: Any
+    ) -> Any:
+        """The result kept on the cluster under ``run_name`` if there is one (``load``),
+        else call the function with these arguments and keep its result under that name.
+        ``local`` is accepted for the original API and has no effect."""
+        cluster, key = self._bound()
+        options = pop_options(kwargs, self.stream_logs)
+
+        def run(plain: Any) -> Any:
+            return remote_call.call(cluster, key, "call", args, kwargs, self.kind, plain)
+
+        return remote_call.get_or_call(cluster, run_name, load, run, self.kind, options)
 
     def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Any]:
         """``fn(a, b)`` for each ``a, b`` of ``zip(*iterables)``, concurrently on the cluster."""
@@ -130,14 +146,60 @@ class Function(Resource):
     def starmap(self, arg_tuples: Iterable[Iterable[Any]], **kwargs: Any) -> list[Any]:
         """``fn(*args, **kwargs)`` for each ``args`` in ``arg_tuples``, concurrently."""
         cluster, key = self._bound()
-        stream_logs = self._pop_stream_logs(kwargs)
+        options = pop_options(kwargs, self.stream_logs)
+        if options.remote or options.run_name is not None:
+            raise TypeError(
+                "map and starmap return their results; remote= and run_name= are for single calls"
+            )
         items = [(tuple(args), kwargs) for args in arg_tuples]
-        return cluster.call_map(key, "call", items, stream_logs=stream_logs)
+        if options.run_async:
+            return asyncio.to_thread(  # type: ignore[return-value]
+                cluster.call_map, key, "call", items, stream_logs=options.stream_logs
+            )
+        return cluster.call_map(key, "call", items, stream_logs=options.stream_logs)
 
     def http_url(self) -> str:
         """The URL that calls this function over plain HTTP (POST, JSON body)."""
         cluster, key = self._bound()
         return f"{cluster.endpoint()}/{key}/call"
+
+    def endpoint(self, external: bool = False) -> str | None:
+        """The function's URL on its cluster, ``http_url()`` without its ``/call`` (the
+        original spelling: ``f"{fn.endpoint()}/call"``); with ``external=True``, None when
+        only this machine reaches the daemon (loopback, or an SSH tunnel)."""
+        cluster, key = self._bound()
+        return remote_call.endpoint(cluster, key, external)
+
+    def get_or_to(
+        self,
+        system: Cluster | str,
+        env: Env | str | list[str] | None = None,
+        name: str | None = None,
+    ) -> Function:
+        """The function ``system`` already holds under ``name`` (default: the key ``.to``
+        would use), without sending it again; else ``.to(system, env, name)``."""
+        cluster = as_cluster(system)
+        fallback = self.fn.__name__ if self.fn is not None else self.key
+        key = (name or self.name or fallback or "").rsplit("/", 1)[-1]
+        if not key or key not in cluster.keys():
+            return self.to(cluster, env=env, name=name)
+        return Function(
+            self.fn,
+            name=name or self.rns_address,
+            system=cluster,
+            env=as_env(env) if env is not None else self.env,
+            key=key,
+            kind=self.kind,
+            stream_logs=self.stream_logs,
+            fn_pointers=self.fn_pointers,
+        )
+
+    def save(self, name: str | None = None, *args: Any, **kwargs: Any) -> Function:
+        """Store the config (see ``Resource.save``); an unnamed function is saved under its
+        own name (``add`` for ``def add``), or its key on the cluster."""
+        if name is None and self.name is None:
+            name = self.fn.__name__ if self.fn is not None else self.key
+        return super().save(name, *args, **kwargs)
 
     def http_curl(self, *args: Any, **kwargs: Any) -> str:
         """A curl command line that calls this function with these (JSON-able) arguments."""
@@ -171,40 +233,24 @@ class Function(Resource):
             raise ValueError("This function has no key on its cluster; send it with .to(cluster).")
         return self.key
 
-    def _pop_stream_logs(self, kwargs: dict[str, Any]) -> bool:
-        # `stream_logs=` is ours unless the function itself takes a parameter of that name.
-        if "stream_logs" in kwargs and not _takes(self.fn, "stream_logs"):
-            return bool(kwargs.pop("stream_logs"))
-        return self.stream_logs
-
-
-def _takes(fn: Callable[..., Any] | None, parameter: str) -> bool:
-    if fn is None:
-        return False
-    try:
-        return _takes_cached(fn, parameter)
-    except TypeError:  # an unhashable callable: ask each time
-        return _parameter_of(fn, parameter)
-
-
-def _parameter_of(fn: Callable[..., Any], parameter: str) -> bool:
-    try:
-        return parameter in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-# inspect.signature costs more than a whole call; a function's parameters do not change.
-_takes_cached = functools.lru_cache(maxsize=1024)(_parameter_of)
-
 
 def function(
-    fn: Callable[..., Any] | None = None,
+    fn: Callable[..., Any] | str | None = None,
     name: str | None = None,
     system: Cluster | str | None = None,
     env: Env | str | list[str] | None = None,
 ) -> Function:
-    """A ``Function`` for ``fn``; given only ``name``, the one saved under it."""
+    """A ``Function`` for ``fn``; given only a name (``rh.function("add")`` or
+    ``name="add"``), the one saved under it."""
+    if isinstance(fn, str):
+        if fn.startswith("https://"):
+            raise ValueError(
+                "rh.function no longer builds functions from GitHub URLs; add the repo to the "
+                "env's reqs (or clone it into the working dir) and pass the function itself"
+            )
+        if name is not None:
+            raise TypeError("rh.function takes a function and a name, or a saved one's name")
+        fn, name = None, fn
     if fn is None:
         if name is None:
             raise TypeError("rh.function needs a function, or the name of a saved one")

@@ -147,7 +147,7 @@ def test_cluster_run_in_an_env(cluster: rh.Cluster, shared_tmp: Path) -> None:
     [(rc, out, _)] = cluster.run('echo "$RH_CMD_VAR $(which python)"', env=env, stream_logs=False)
     var, python = out.split()
     assert rc == 0 and var == "set" and "/envs/" in python  # the env's own virtualenv
-    assert cluster.run_python("print(6 * 7)", stream_logs=False) == (0, "42\n", "")
+    assert cluster.run_python("print(6 * 7)", stream_logs=False) == [(0, "42\n", "")]
     (shared_tmp / "a.txt").write_text("a")
     cluster.rsync(str(shared_tmp), str(shared_tmp / "copy"))
     assert (shared_tmp / "copy" / "a.txt").read_text() == "a"

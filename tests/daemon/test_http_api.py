@@ -159,7 +159,7 @@ def test_openapi_schema_lists_every_route(cluster: rh.Cluster) -> None:
 
 def test_put_get_keys_delete_clear(cluster: rh.Cluster) -> None:
     cluster.put("numbers", [1, 2, 3])
-    cluster.put("other_env_obj", {"a": 1}, env="side")
+    cluster.put("other_env_obj", {"a": 1}, env=rh.Env(name="side"))
     assert cluster.get("numbers") == [1, 2, 3]
     assert cluster.get("missing", "default") == "default"
     assert set(cluster.keys()) >= {"numbers", "other_env_obj"}

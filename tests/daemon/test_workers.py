@@ -47,7 +47,7 @@ def test_a_dead_worker_fails_its_calls_and_is_replaced(
 ) -> None:
     env = rh.env(name="doomed", reqs=[])
     whoami = rh.function(pid).to(cluster, env=env)
-    cluster.put("survivor", "still here", env="safe_env")
+    cluster.put("survivor", "still here", env=rh.Env(name="safe_env"))
     cluster.put("lost", "gone with the worker", env=env)
     first_pid = whoami()
     doomed = rh.function(killer).to(cluster, env=env)

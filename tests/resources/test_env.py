@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 import runhouse as rh
@@ -50,3 +53,25 @@ def test_factory_with_only_a_name_loads() -> None:
 def test_bad_fields(kwargs: dict, says: str) -> None:
     with pytest.raises(TypeError, match=says):
         rh.Env(name="bad", **kwargs)
+
+
+def test_saving_credential_like_variables_warns(caplog: pytest.LogCaptureFixture) -> None:
+    env = rh.env(name="creds", env_vars={"HF_TOKEN": "hf_x", "db_password": "pw", "MODE": "a"})
+    with caplog.at_level(logging.WARNING, logger="runhouse"):
+        env.save()
+    assert "(HF_TOKEN, db_password)" in caplog.text and "MODE" not in caplog.text
+    assert ".env" in caplog.text  # says what to do instead
+    assert rh.load("creds").env_vars["HF_TOKEN"] == "hf_x"  # still saved, as asked
+
+
+def test_a_dotenv_path_is_saved_as_the_path_not_its_values(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (project / ".env").write_text("API_KEY=sk-live-123\n")
+    env = rh.env(name="dotenv", env_vars=".env")
+    with caplog.at_level(logging.WARNING, logger="runhouse"):
+        env.save()
+    assert caplog.text == ""
+    saved = "".join(p.read_text() for p in (project / "rh").rglob("*") if p.is_file())
+    assert '".env"' in saved and "sk-live-123" not in saved
+    assert env.resolved_env_vars() == {"API_KEY": "sk-live-123"}

@@ -58,9 +58,7 @@ def test_an_env_named_by_a_string_falls_back_to_the_saved_one(cluster: rh.Cluste
     assert rh.function(which_env).to(cluster, env="keys_saved")() == "saved"
 
 
-def test_pip_in_an_env_installs_into_that_env_alone(
-    cluster: rh.Cluster, shared_tmp: Path
-) -> None:
+def test_pip_in_an_env_installs_into_that_env_alone(cluster: rh.Cluster, shared_tmp: Path) -> None:
     package = make_package(shared_tmp, "3.0")
     for path in [package, *package.rglob("*")]:
         path.chmod(0o777)  # pip writes its build metadata next to the sources, as any user

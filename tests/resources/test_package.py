@@ -38,3 +38,9 @@ def test_a_package_in_an_env_installs(cluster: rh.Cluster, tmp_path: Path) -> No
     env = rh.env(name="with_package", reqs=[rh.package(path=str(make_package(tmp_path, "9.0")))])
     assert all(isinstance(r, str) for r in env.reqs)
     assert rh.function(tiny_version).to(cluster, env=env, name="pkg_v")() == "9.0"
+
+
+def test_the_originals_install_str() -> None:
+    assert rh.package(install_method="pip", install_str="numpy<3").requirement() == "numpy<3"
+    with pytest.raises(ValueError, match="install arguments"):
+        rh.package(install_str="torch --no-deps")

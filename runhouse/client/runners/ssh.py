@@ -4,22 +4,83 @@ Options: ControlMaster/ControlPersist (one TCP connection reused by every comman
 and tunnel), BatchMode (never a password prompt that would hang), ``accept-new`` host keys
 (first contact records the key; a changed key is refused, never ignored), ConnectTimeout and
 keep-alives (no hangs). The user's ``~/.ssh/config`` applies, as with plain ``ssh``.
+
+Password logins (``ssh_creds={"ssh_user": ..., "password": ...}``) go through ``sshpass -e``:
+the password reaches it in the child's environment (``SSHPASS``), never on a command line, and
+is kept in memory only (a ``Password`` is hidden in reprs and dropped when pickled).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import posixpath
 import shlex
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from runhouse.client.runners.base import CommandRunner, Result
-from runhouse.exceptions import CommandError, SSHError
+from runhouse.exceptions import CommandError, ConfigError, SSHError
 
 CONNECT_TIMEOUT = 10
+# The original named its control socket with this; ours is named per host, user and key.
+_IGNORED_CRED_FIELDS = ("ssh_control_name",)
+_SOCKET_SALT = os.urandom(16)  # per process: a socket name never reveals a password
+
+
+class Password:
+    """A password kept in memory only: hidden in reprs, and dropped when pickled (a cluster
+    sent to a worker does not carry it)."""
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def reveal(self) -> str | None:
+        """The password itself (``None`` once it has been through pickle)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Password('***')"
+
+    def __reduce__(self) -> tuple[type[Password], tuple[None]]:
+        return (Password, (None,))
+
+    def __copy__(self) -> Password:
+        return self  # a copy in memory keeps it; only pickling drops it
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Password:
+        return self
+
+
+def parse_creds(
+    creds: Mapping[str, str] | None, saved: Sequence[str]
+) -> tuple[dict[str, str], Password | None]:
+    """``ssh_creds`` split into the ``saved`` fields (those a config keeps) and the password
+    (memory only). An unknown field, or a password without ``sshpass`` here, is a
+    ``ConfigError``."""
+    fields = dict(creds or {})
+    unknown = sorted(set(fields) - {*saved, "password", *_IGNORED_CRED_FIELDS})
+    if unknown:
+        raise ConfigError(
+            f"ssh_creds has unknown fields {unknown}; use {[*saved, 'password']} "
+            "(ssh_private_key is the path of a key file, not its contents)"
+        )
+    password = fields.pop("password", None)
+    if password is not None:
+        if not isinstance(password, str) or not password:
+            raise ConfigError("ssh_creds['password'] must be a non-empty string")
+        if shutil.which("sshpass") is None:
+            raise ConfigError(
+                "ssh_creds has a password, and password logins need `sshpass` on this "
+                "machine's PATH (apt-get install sshpass; brew install sshpass). Or log in "
+                "with a key: ssh_creds={'ssh_user': ..., 'ssh_private_key': '~/.ssh/id_ed25519'}"
+            )
+    kept = {k: v for k, v in fields.items() if k in saved}
+    return kept, Password(password) if password is not None else None
 
 
 def control_dir() -> Path:
@@ -43,12 +104,21 @@ class SSHRunner(CommandRunner):
         port: int | None = None,
         key: str | None = None,
         known_hosts: str | None = None,
+        password: Password | str | None = None,
+        proxy_command: str | None = None,
     ) -> None:
         self.host = host
         self.user = user
         self.port = port
         self.key = str(Path(key).expanduser()) if key else None
         self.known_hosts = known_hosts
+        self.password = Password(password) if isinstance(password, str) else password
+        self.proxy_command = proxy_command
+
+    @property
+    def uses_password(self) -> bool:
+        """Whether this runner logs in with a password (through ``sshpass``)."""
+        return self.password is not None and self.password.reveal() is not None
 
     @property
     def target(self) -> str:
@@ -57,11 +127,16 @@ class SSHRunner(CommandRunner):
 
     def options(self) -> list[str]:
         """The ssh options every connection to this host uses."""
-        # The control socket is per host, port, user *and* key/known_hosts: a runner with
-        # other credentials must not ride on a connection opened with these.
-        identity = hashlib.sha256(f"{self.key}|{self.known_hosts}".encode()).hexdigest()[:10]
+        # The control socket is per host, port, user *and* key/known_hosts/password: a runner
+        # with other credentials must not ride on a connection opened with these.
+        secret = (self.password.reveal() if self.password else None) or ""
+        salted = hmac.new(_SOCKET_SALT, secret.encode(), "sha256").hexdigest() if secret else ""
+        identity = hashlib.sha256(
+            f"{self.key}|{self.known_hosts}|{salted}|{self.proxy_command}".encode()
+        ).hexdigest()[:10]
         opts = [
-            "-o", "BatchMode=yes",
+            # A password login answers a prompt (sshpass does): BatchMode would forbid it.
+            "-o", "BatchMode=no" if self.uses_password else "BatchMode=yes",
             "-o", "LogLevel=ERROR",
             "-o", "StrictHostKeyChecking=accept-new",
             "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
@@ -77,6 +152,10 @@ class SSHRunner(CommandRunner):
             opts += ["-i", self.key, "-o", "IdentitiesOnly=yes"]
         if self.known_hosts:
             opts += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.proxy_command:
+            opts += ["-o", f"ProxyCommand={self.proxy_command}"]
+        if self.uses_password:
+            opts += ["-o", "NumberOfPasswordPrompts=1"]  # a wrong password fails at once
         return opts
 
     def argv(self, command: str) -> list[str]:
@@ -88,6 +167,41 @@ class SSHRunner(CommandRunner):
         returncode, _, stderr = result
         if returncode == 255:
             raise ssh_error(self, stderr)
+
+    def run(
+        self,
+        commands: str | Sequence[str],
+        env: Mapping[str, str] | None = None,
+        stream_logs: bool = True,
+        cwd: str | None = None,
+        path: str | None = None,
+    ) -> list[Result]:
+        """Run each command in order (see ``CommandRunner.run``); a password login is made
+        first, so that the commands ride on its connection."""
+        if self.uses_password:
+            self.login()
+        return super().run(commands, env=env, stream_logs=stream_logs, cwd=cwd, path=path)
+
+    def login(self) -> None:
+        """Open (or reuse, which keeps it alive) the multiplexed connection, answering the
+        password prompt with ``sshpass``."""
+        command = ["ssh", *self.options(), self.target, "--", "true"]
+        argv, environ = self._with_password(command)
+        result = subprocess.run(
+            argv, env=environ, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
+        if result.returncode == 5:  # sshpass: the password was refused
+            raise ssh_error(self, result.stderr or "Permission denied (password)")
+        if result.returncode != 0:
+            raise ssh_error(self, result.stderr)
+
+    def _with_password(self, argv: list[str]) -> tuple[list[str], dict[str, str] | None]:
+        """``argv`` run through ``sshpass -e``, and the environment that gives it the password
+        (the password never appears on a command line)."""
+        secret = self.password.reveal() if self.password else None
+        if secret is None:
+            return argv, None
+        return ["sshpass", "-e", *argv], {**os.environ, "SSHPASS": secret}
 
     def rsync(self, source: str, dest: str, up: bool = True, gitignore: bool = True) -> None:
         """rsync over this host's SSH connection, honouring ``.gitignore`` by default."""
@@ -102,8 +216,10 @@ class SSHRunner(CommandRunner):
         command = ["rsync", "-az", "-e", shell]
         if gitignore:
             command.append("--filter=:- .gitignore")
-        result = subprocess.run([*command, src, dst], capture_output=True, text=True)
-        if result.returncode == 255 or "Permission denied" in result.stderr:
+        argv, environ = self._with_password([*command, src, dst])
+        result = subprocess.run(argv, env=environ, capture_output=True, text=True)
+        refused = self.uses_password and result.returncode == 5  # sshpass: a wrong password
+        if refused or result.returncode == 255 or "Permission denied" in result.stderr:
             raise ssh_error(self, result.stderr)
         if result.returncode != 0:
             raise CommandError("rsync " + " ".join([src, dst]), result.returncode, result.stderr)
@@ -141,10 +257,14 @@ def ssh_error(runner: SSHRunner, stderr: str) -> SSHError:
             "rebuilt on purpose, remove its old key with `ssh-keygen -R HOST`; otherwise do "
             "not connect"
         )
+    elif "Permission denied" in text and runner.uses_password:
+        reason = f"{where} refused the password. Check ssh_creds (ssh_user, password)"
     elif "Permission denied" in text:
         reason = (
             f"{where} refused the key. Check ssh_creds (ssh_user, ssh_private_key) and that "
-            "the public key is in the user's ~/.ssh/authorized_keys there"
+            "the public key is in the user's ~/.ssh/authorized_keys there. A password is never "
+            "saved with a cluster: a loaded one needs it again (rh.cluster(name=..., host=..., "
+            "ssh_creds={'ssh_user': ..., 'password': ...}))"
         )
     elif any(
         s in text for s in ("Connection refused", "timed out", "No route", "Could not resolve")

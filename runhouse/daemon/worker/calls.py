@@ -18,8 +18,8 @@ from types import CoroutineType, GeneratorType, TracebackType
 from typing import Any
 
 from runhouse.daemon.worker.logcapture import CallOutput, current_output
-from runhouse.exceptions import CallCancelledError, SerializationError
-from runhouse.wire import errors
+from runhouse.exceptions import CallCancelledError, ObjectNotFoundError, SerializationError
+from runhouse.wire import errors, refs
 from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import dumps, loads
 
@@ -137,6 +137,11 @@ def decode_args(body: bytes | memoryview, fmt: str) -> tuple[tuple[Any, ...], di
             data = json.loads(bytes(body) or b"{}")
         except ValueError as exc:
             raise SerializationError("the request body", None, f"invalid JSON: {exc}") from exc
+        except RecursionError:
+            # A rejection, not a crash; and no chained RecursionError to carry into the answer.
+            raise SerializationError(
+                "the request body", None, "JSON nested too deeply to decode"
+            ) from None
         if not isinstance(data, dict):
             raise SerializationError(
                 "the request body", None, 'expected {"args": [], "kwargs": {}}'
@@ -153,6 +158,34 @@ def decode_args(body: bytes | memoryview, fmt: str) -> tuple[tuple[Any, ...], di
     if not (isinstance(decoded, tuple) and len(decoded) == 2 and isinstance(decoded[1], dict)):
         raise SerializationError("the call's arguments", None, "expected (args, kwargs)")
     return tuple(decoded[0]), decoded[1]
+
+
+def decode_with_refs(
+    body: bytes | memoryview,
+    fmt: str,
+    fetched: dict[str, bytes | None],
+    held: Callable[[str], Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call's arguments, each ObjectRef in them replaced by its object: one this worker
+    holds (``held(key)``), or one the daemon brought from another env's worker (``fetched``,
+    pickled; loaded once however often it appears)."""
+    loaded: dict[str, Any] = {}
+
+    def lookup(key: str) -> Any:
+        payload = fetched.get(key)
+        if payload is None:
+            return held(key)
+        if key not in loaded:
+            loaded[key] = load_value(payload, f"object {key!r}")
+        return loaded[key]
+
+    try:
+        with refs.resolving(lookup):
+            return decode_args(body, fmt)
+    except SerializationError as exc:
+        if isinstance(exc.__cause__, ObjectNotFoundError):  # a ref to nothing: say so plainly
+            raise exc.__cause__ from None
+        raise
 
 
 def decode_items(body: bytes | memoryview) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:

@@ -24,7 +24,7 @@ from runhouse.wire.frames import ROUTED_HEADER, Kind, unpack_request
 from runhouse.wire.versions import local_versions
 
 _SMALL = 1 << 16
-_INLINE_OPS = frozenset({"keys", "delete", "clear", "cancel", "status"})
+_INLINE_OPS = frozenset({"keys", "delete", "clear", "cancel", "status", "rename"})
 _MAX_THREADS = 512
 _ACTIVE_FOR = 1.0  # seconds after a call during which the sentinel checks often
 _CHECK_ACTIVE = 0.002
@@ -161,6 +161,11 @@ class WorkerServer:
             count = len(self.objects)
             self.objects.clear()
             return count
+        if op == "rename":
+            if request["key"] not in self.objects:
+                return False
+            self.objects[request["to"]] = self.objects.pop(request["key"])
+            return True
         if op == "cancel":
             running = self._running.get(request["target"])
             return running.cancel(self._loop) if running else False
@@ -188,14 +193,20 @@ class WorkerServer:
             if op == "get":
                 return call.send(Kind.RESULT, calls.encode_value(target, fmt, repr(request["key"])))
             name = request.get("method") or "__call__"
-            if name[0] == "_" and name != "__call__":
+            if name[0] == "_" and name != "__call__" and fmt == "json":
+                # Plain HTTP reaches public names only; the Python client (c.call, m.remote._x,
+                # m.fetch("_x")) reaches private ones too, as the original's did.
                 raise AttributeError(
-                    f"{name!r} is private; only public attributes can be used remotely"
+                    f"{name!r} is private; over plain HTTP only public names can be used"
                 )
+            refs = request.get("refs")  # ObjectRefs among the arguments (see wire/refs.py)
             if op == "getattr":
                 return call.send(Kind.RESULT, calls.encode_value(getattr(target, name), fmt, name))
             if op == "setattr":
-                args, _ = calls.decode_args(body, fmt)
+                if refs is None:
+                    args, _ = calls.decode_args(body, fmt)
+                else:
+                    args, _ = calls.decode_with_refs(body, fmt, refs, self._object)
                 setattr(target, name, args[0])
                 return call.send(Kind.RESULT, b"")
             method = _method(target, name)
@@ -203,7 +214,10 @@ class WorkerServer:
                 return call.send(Kind.RESULT, calls.encode_value(method, fmt, name))
             if op == "map":
                 return self._run_map(call, method, calls.decode_items(body))
-            call.args, call.kwargs = calls.decode_args(body, fmt)
+            if refs is None:
+                call.args, call.kwargs = calls.decode_args(body, fmt)
+            else:
+                call.args, call.kwargs = calls.decode_with_refs(body, fmt, refs, self._object)
         except Exception as exc:
             return call.send(Kind.REJECTED, calls.encode_error(exc, fmt))
         call.target = method

@@ -33,16 +33,16 @@ import logging
 import re
 import secrets
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 from runhouse._version import __version__
 from runhouse.daemon import asgi
 from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
-from runhouse.daemon.engines.base import EnvSpec, Frame
-from runhouse.daemon.envs import Requirement
+from runhouse.daemon.engines.base import Frame
+from runhouse.daemon.env_routes import EnvRoutes
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
-from runhouse.exceptions import CallCancelledError, EnvInstallError
+from runhouse.exceptions import CallCancelledError
 from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, TERMINAL, Kind
 
@@ -111,18 +111,6 @@ def _key(value: str, what: str = "key") -> str:
     return value
 
 
-class EnvInputs(NamedTuple):
-    """What an env is built from (kept to build it again with a venv of its own)."""
-
-    reqs: list[Requirement]
-    setup_cmds: list[str]
-    conda: dict[str, Any] | None
-    own: bool
-
-
-_NO_INPUTS = EnvInputs([], [], None, False)
-
-
 class Routes:
     """The handlers; each takes the request and answers through ``send``."""
 
@@ -131,7 +119,7 @@ class Routes:
         self.max_body = max_body
         self._run_ids = itertools.count(1)
         self._run_prefix = secrets.token_hex(3)  # run keys stay unique across restarts
-        self._env_inputs: dict[str, EnvInputs] = {}  # what each env was built from
+        self.envs = EnvRoutes(state)
 
     def _new_run_key(self, key: str) -> str:
         return f"{key}@{self._run_prefix}{next(self._run_ids):x}"
@@ -167,15 +155,15 @@ class Routes:
             return await self.clear(send)
         if route == ("GET", "versions", 2):
             env = _name(asgi.query(scope).get("env") or BASE_ENV, "env")
-            return await self.versions(send, env)
+            return await self.envs.versions(send, env)
         if len(parts) == 3:
             name = _key(parts[2]) if parts[1] in _KEY_ROUTES else _name(parts[2], "env")
             if route == ("PUT", "envs", 3):
-                return await self.put_env(scope, receive, send, name)
+                return await self.envs.put(scope, receive, send, name)
             if route == ("GET", "envs", 3):
-                return await self.get_env(send, name)
+                return await self.envs.get(send, name)
             if route == ("POST", "venvs", 3):
-                return await self.own_venv(send, name)
+                return await self.envs.own_venv(send, name)
             if route == ("PUT", "objects", 3):
                 return await self.put_object(scope, receive, send, name)
             if route == ("GET", "objects", 3):
@@ -461,79 +449,6 @@ class Routes:
         self.state.remember(new, env, blob)
         await asgi.send_json(send, 200, {"key": new, "env": env})
 
-    async def put_env(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
-        """Declare (or change) an env, building it first; a changed env's worker restarts."""
-        try:
-            spec = json.loads(await asgi.read_body(scope, receive, 1 << 20) or b"{}")
-            env_vars = spec.get("env_vars") or {}
-            reqs = [Requirement.parse(r) for r in spec.get("reqs") or []]
-            setup_cmds = spec.get("setup_cmds") or []
-            conda = spec.get("conda")
-            valid = conda is None or isinstance(conda, dict)
-            valid = valid and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
-            )
-            valid = valid and all(isinstance(c, str) for c in setup_cmds)
-        except (ValueError, AttributeError, TypeError, RecursionError):
-            valid = False
-        if not valid:
-            raise HTTPError(
-                400,
-                "BadRequest",
-                'env body must be {"env_vars": {"NAME": "value"}, "reqs": [{"kind", "value"}], '
-                '"setup_cmds": ["..."]}',
-            )
-        own = self._env_inputs.get(name, _NO_INPUTS).own  # a venv given once stays
-        self._env_inputs[name] = EnvInputs(reqs, setup_cmds, conda, own)
-        built = await self._build_env(name, dict(env_vars), self._env_inputs[name])
-        await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
-
-    async def own_venv(self, send: Send, name: str) -> None:
-        """Give an env a venv of its own (for commands run in it); answers its Python."""
-        if name == BASE_ENV:
-            raise HTTPError(
-                400,
-                "BadRequest",
-                "the base env runs on the daemon's own Python; run commands in an env of "
-                "your own (rh.env(name=...)) to install packages into it",
-            )
-        spec = self.state.envs.get(name)
-        if spec is None:
-            raise HTTPError(404, "EnvNotFound", f"no env {name!r} on this daemon")
-        inputs = self._env_inputs.get(name, _NO_INPUTS)._replace(own=True)
-        self._env_inputs[name] = inputs
-        built = await self._build_env(name, dict(spec.env_vars), inputs)
-        await asgi.send_json(send, 200, {"env": name, "python": built.python})
-
-    async def _build_env(self, name: str, env_vars: dict[str, str], inputs: EnvInputs) -> Any:
-        loop = asyncio.get_running_loop()
-        build = self.state.builder.build
-        try:
-            built = await loop.run_in_executor(
-                None, build, name, inputs.reqs, inputs.setup_cmds, inputs.conda, inputs.own
-            )
-        except EnvInstallError as exc:
-            raise HTTPError(
-                400,
-                "EnvInstallError",
-                str(exc),
-                env=name,
-                command=exc.command,
-                returncode=exc.returncode,
-                output=exc.output,
-            ) from exc
-        spec = EnvSpec(
-            name,
-            env_vars,
-            None if built.content_hash is None else built.python,
-            built.pythonpath,
-            built.content_hash,
-            built.packages,
-        )
-        if self.state.set_env(spec):
-            await self.state.restart_env(name)
-        return built
-
     async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
         """Store an object in an env's worker."""
         q = asgi.query(scope)
@@ -560,22 +475,6 @@ class Routes:
         answer = {"key": key, "env": env, "moved_from": previous if moved else None}
         await asgi.send_json(send, 200, answer)
 
-    async def get_env(self, send: Send, name: str) -> None:
-        """Whether the daemon knows env ``name``, and its Python (404 if it does not)."""
-        spec = self.state.envs.get(name)
-        if spec is None:
-            raise HTTPError(
-                404, "EnvNotFound", f"no env {name!r} on this daemon", envs=sorted(self.state.envs)
-            )
-        answer = {
-            "name": name,
-            "python": spec.python or sys.executable,
-            "hash": spec.content_hash,
-            "venv": spec.python is not None,  # a venv of its own, not the daemon's Python
-            "env_vars": spec.env_vars,
-        }
-        await asgi.send_json(send, 200, answer)
-
     async def get_object(self, send: Send, key: str) -> None:
         """Fetch an object's value as a frame."""
         worker = await self.state.worker(self._env_of(key))
@@ -591,14 +490,6 @@ class Routes:
             await worker.ask({"op": "delete", "keys": [key]})
         self.state.forget(key)
         await asgi.send_json(send, 200, {"deleted": [key]})
-
-    async def versions(self, send: Send, env: str) -> None:
-        """Python, cloudpickle and runhouse versions of an env's worker (started if needed)."""
-        worker = await self.state.worker(env)
-        status = json.loads((await worker.ask({"op": "status"})).payload)
-        await asgi.send_json(
-            send, 200, {k: status.get(k) for k in ("python", "cloudpickle", "runhouse")}
-        )
 
     async def clear(self, send: Send) -> None:
         """Delete every object in every env."""

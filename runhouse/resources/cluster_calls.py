@@ -236,18 +236,25 @@ class ClusterCalls:
         method: str,
         items: list[tuple[tuple[Any, ...], dict[str, Any]]],
         stream_logs: bool = True,
+        **params: str,
     ) -> list[Any]:
         """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
         payload = dumps(items, f"the arguments of {key}.{method}")
-        params = {"logs": "1" if stream_logs else "0", "op": "map"}
+        params = {"logs": "1" if stream_logs else "0", "op": "map", **params}
         return list(self._connection.call(key, method, payload, params, stream_logs))
 
     def run_detached(
-        self, key: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], run_key: str
+        self,
+        key: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_key: str,
+        **params: str,
     ) -> str:
         """Start a call that outlives this client; returns its run key."""
         payload = dumps((args, kwargs), f"the arguments of {key}.{method}")
-        params = {"detach": "1", "run_key": run_key}
+        params = {**params, "detach": "1", "run_key": run_key}
         call = f"{key}.{method}"
         return self._connection.at_most_once(
             call, run_key, lambda c: c.start(key, method, payload, params)

@@ -152,11 +152,12 @@ class Function(Resource):
                 "map and starmap return their results; remote= and run_name= are for single calls"
             )
         items = [(tuple(args), kwargs) for args in arg_tuples]
+        map_items = remote_call.map_items
         if options.run_async:
             return asyncio.to_thread(  # type: ignore[return-value]
-                cluster.call_map, key, "call", items, stream_logs=options.stream_logs
+                map_items, cluster, key, "call", items, options.stream_logs
             )
-        return cluster.call_map(key, "call", items, stream_logs=options.stream_logs)
+        return map_items(cluster, key, "call", items, options.stream_logs)
 
     def http_url(self) -> str:
         """The URL that calls this function over plain HTTP (POST, JSON body)."""

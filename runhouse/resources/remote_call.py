@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runhouse.client.invoke import (
     CallKind,
@@ -30,6 +30,8 @@ from runhouse.resources.object_ref import ALIVE, ObjectRef, refs_to, sent_as_key
 
 if TYPE_CHECKING:
     from runhouse.resources.cluster import Cluster
+
+T = TypeVar("T")
 
 
 def call(
@@ -92,12 +94,24 @@ def send(
 ) -> Any:
     """``system.request_call``, with refs to ``system`` among the arguments sent as keys."""
     extra: dict[str, Any] = params if timeout is None else {**params, "timeout": timeout}
-    refs = refs_to(system, args, kwargs)
+    return with_refs(
+        system,
+        (args, kwargs),
+        lambda **refs: system.request_call(
+            key, method, args, kwargs, stream_logs=stream_logs, **extra, **refs
+        ),
+    )
+
+
+def with_refs(system: Cluster, arguments: Any, request: Callable[..., T]) -> T:
+    """``request()``, or, if ``arguments`` hold refs to objects on ``system``, ``request(refs=
+    their keys)`` with those refs pickled as their keys (the cluster resolves them)."""
+    refs = refs_to(system, (arguments,), {})
     if not refs:
-        return system.request_call(key, method, args, kwargs, stream_logs=stream_logs, **extra)
-    extra["refs"] = json.dumps(sorted({str(r.key) for r in refs}))  # keys may hold commas
+        return request()
+    keys = json.dumps(sorted({str(r.key) for r in refs}))  # keys may hold commas
     with sent_as_keys(refs):
-        return system.request_call(key, method, args, kwargs, stream_logs=stream_logs, **extra)
+        return request(refs=keys)
 
 
 def start(
@@ -107,7 +121,27 @@ def start(
     given); its result stays on the cluster under that key."""
     options = pop_options(kwargs)
     run_key = options.run_name or new_key(key)
-    return system.run_detached(key, method, args, kwargs, run_key)
+    return with_refs(
+        system,
+        (args, kwargs),
+        lambda **refs: system.run_detached(key, method, args, kwargs, run_key, **refs),
+    )
+
+
+def map_items(
+    system: Cluster,
+    key: str,
+    method: str,
+    items: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    stream_logs: bool,
+) -> list[Any]:
+    """``key.method`` once per (args, kwargs), concurrently on the cluster (refs resolved
+    there, as for a single call)."""
+    return with_refs(
+        system,
+        items,
+        lambda **refs: system.call_map(key, method, items, stream_logs=stream_logs, **refs),
+    )
 
 
 def get_or_call(

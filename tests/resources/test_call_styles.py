@@ -251,6 +251,13 @@ def test_refs_inside_lists_and_dicts_arrive_as_values(cluster: rh.Cluster) -> No
     assert rh.function(nested_lengths).to(cluster)([ref], {"x": ref}) == [16, 16]
 
 
+def test_refs_in_runs_and_maps_arrive_as_values(cluster: rh.Cluster) -> None:
+    lock = rh.function(make_lock).to(cluster).remote()
+    describer = rh.function(describe).to(cluster)
+    assert describer.get(describer.run(lock)) == "lock"
+    assert describer.map([lock, 1]) == ["lock", "int"]
+
+
 def test_a_ref_held_by_another_env_arrives_as_its_value(cluster: rh.Cluster) -> None:
     other = rh.env(name="refs_other_env", env_vars={"SIDE": "other"})
     ref = rh.function(fresh_token).to(cluster, env=other).remote()

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from types import CoroutineType, GeneratorType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from runhouse.daemon.worker.logcapture import CallOutput, current_output
 from runhouse.exceptions import CallCancelledError, ObjectNotFoundError, SerializationError
@@ -24,6 +24,7 @@ from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import dumps, loads
 
 SendFrame = Callable[[int, Kind, bytes], None]
+T = TypeVar("T")
 
 
 class Cancelled(BaseException):
@@ -165,10 +166,11 @@ def decode_with_refs(
     fmt: str,
     fetched: dict[str, bytes | None],
     held: Callable[[str], Any],
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The call's arguments, each ObjectRef in them replaced by its object: one this worker
-    holds (``held(key)``), or one the daemon brought from another env's worker (``fetched``,
-    pickled; loaded once however often it appears)."""
+    decode: Callable[[bytes | memoryview, str], T] = decode_args,  # type: ignore[assignment]
+) -> T:
+    """The call's arguments (``decode``: a map's argument sets), each ObjectRef in them
+    replaced by its object: one this worker holds (``held(key)``), or one the daemon brought
+    from another env's worker (``fetched``, pickled; loaded once however often it appears)."""
     loaded: dict[str, Any] = {}
 
     def lookup(key: str) -> Any:
@@ -181,15 +183,17 @@ def decode_with_refs(
 
     try:
         with refs.resolving(lookup):
-            return decode_args(body, fmt)
+            return decode(body, fmt)
     except SerializationError as exc:
         if isinstance(exc.__cause__, ObjectNotFoundError):  # a ref to nothing: say so plainly
             raise exc.__cause__ from None
         raise
 
 
-def decode_items(body: bytes | memoryview) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """The argument sets of a map: a list of (args, kwargs)."""
+def decode_items(
+    body: bytes | memoryview, fmt: str = "pickle"
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The argument sets of a map: a list of (args, kwargs) (always pickled)."""
     items = loads(body, "the map's arguments")
     if not isinstance(items, list) or not all(
         isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], dict) for i in items

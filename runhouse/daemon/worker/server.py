@@ -213,7 +213,12 @@ class WorkerServer:
             if request.get("attr") and not callable(method):  # GET /counter/count
                 return call.send(Kind.RESULT, calls.encode_value(method, fmt, name))
             if op == "map":
-                return self._run_map(call, method, calls.decode_items(body))
+                if refs is None:
+                    items = calls.decode_items(body)
+                else:
+                    decode = calls.decode_items
+                    items = calls.decode_with_refs(body, fmt, refs, self._object, decode)
+                return self._run_map(call, method, items)
             if refs is None:
                 call.args, call.kwargs = calls.decode_args(body, fmt)
             else:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from runhouse.names.folders import project_root
 from runhouse.names.resolver import exists
@@ -27,10 +26,6 @@ from runhouse.resources.package import (
 )
 from runhouse.resources.resource import Resource
 
-log = logging.getLogger("runhouse")
-E = TypeVar("E", bound="Env")
-# Variable names that usually hold credentials: their values should not sit in a config.
-CREDENTIAL_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 class Env(Resource):
@@ -66,21 +61,6 @@ class Env(Resource):
             "setup_cmds": list(self.setup_cmds),
             "working_dir": self.working_dir,
         }
-
-    def save(self: E, name: str | None = None, overwrite: bool = True) -> E:
-        """Save the env's config (see ``Resource.save``); warns when a variable's name looks
-        like a credential, as its value is written in clear."""
-        risky = credential_names(self.env_vars)
-        if risky:
-            log.warning(
-                "Env %r is saved with env_vars that look like credentials (%s): their values "
-                "are written in clear in its saved config. Give env_vars the path of a .env "
-                "file instead (env_vars='.env'): only the path is saved, and the values are "
-                "read when the env is set up. (rh.secret is coming for this.)",
-                name or self.name,
-                ", ".join(risky),
-            )
-        return super().save(name, overwrite)
 
     def to(self, system: Any) -> Env:
         """Build this env on a cluster now (its worker starts with it); returns ``self``."""
@@ -120,14 +100,6 @@ def resolve_requirement(req: str, base: Path) -> dict[str, str]:
     if not path.exists():
         raise FileNotFoundError(f"env requirement {req!r}: {path} does not exist")
     return local_requirement(path)
-
-
-def credential_names(env_vars: Mapping[str, str] | str) -> list[str]:
-    """The variable names that look like credentials (KEY, TOKEN, SECRET, PASSWORD in any
-    case); none for a ``.env`` path, which is saved as the path."""
-    if isinstance(env_vars, str):
-        return []
-    return sorted(k for k in env_vars if any(word in k.upper() for word in CREDENTIAL_WORDS))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

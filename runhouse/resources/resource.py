@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import inspect
+import logging
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -27,6 +28,7 @@ from runhouse.names.store import ResourceVersion
 from runhouse.resources.registry import class_for, register
 
 R = TypeVar("R", bound="Resource")
+log = logging.getLogger("runhouse")
 _TYPE_KEYS = ("resource_type", "resource_subtype")
 
 
@@ -97,6 +99,7 @@ class Resource:
         address = self._require_address("save", hint="pass one: save(name='my_resource')")
         config = self.config()
         _check_json(config, type(self).__name__)
+        _warn_of_credentials(config, str(address))
         store_for(address).append(address, config, author(), overwrite=overwrite)
         return self
 
@@ -188,6 +191,43 @@ def author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, as in some containers
         return "unknown"
+
+
+# Variable names that usually hold credentials: their values should not sit in a config.
+CREDENTIAL_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def credential_names(config: Any) -> list[str]:
+    """Names of env variables in ``config``, its sub-resources' included (an env inlined in
+    a function's config, say), that look like credentials (KEY, TOKEN, SECRET, PASSWORD in
+    any case); none for a ``.env`` path, which is saved as the path."""
+    found: set[str] = set()
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            variables = value.get("env_vars")
+            if isinstance(variables, dict):
+                found.update(
+                    k for k in variables if any(word in k.upper() for word in CREDENTIAL_WORDS)
+                )
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return sorted(found)
+
+
+def _warn_of_credentials(config: dict[str, Any], address: str) -> None:
+    risky = credential_names(config)
+    if risky:
+        log.warning(
+            "%s is saved with env_vars that look like credentials (%s): their values are "
+            "written in clear in its saved config. Give env_vars the path of a .env file "
+            "instead (env_vars='.env'): only the path is saved, and the values are read when "
+            "the env is set up. (rh.secret is coming for this.)",
+            address,
+            ", ".join(risky),
+        )
 
 
 def _check_json(value: Any, where: str) -> None:

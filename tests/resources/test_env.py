@@ -64,6 +64,14 @@ def test_saving_credential_like_variables_warns(caplog: pytest.LogCaptureFixture
     assert rh.load("creds").env_vars["HF_TOKEN"] == "hf_x"  # still saved, as asked
 
 
+def test_a_function_saved_with_an_inline_env_warns_too(caplog: pytest.LogCaptureFixture) -> None:
+    env = rh.env(env_vars={"OPENAI_API_KEY": "sk-x"})  # unnamed: inlined in the function's config
+    fn = rh.function(len, name="measure", env=env)
+    with caplog.at_level(logging.WARNING, logger="runhouse"):
+        fn.save()
+    assert "OPENAI_API_KEY" in caplog.text and "measure" in caplog.text
+
+
 def test_a_dotenv_path_is_saved_as_the_path_not_its_values(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -27,7 +27,6 @@ from runhouse.resources.package import (
 from runhouse.resources.resource import Resource
 
 
-
 class Env(Resource):
     """A description of the environment code runs in on a cluster."""
 

@@ -38,7 +38,7 @@ from typing import Any
 from runhouse._version import __version__
 from runhouse.daemon import asgi
 from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
-from runhouse.daemon.engines.base import Frame
+from runhouse.daemon.engines.base import Frame, WorkerNotResponding
 from runhouse.daemon.env_routes import EnvRoutes
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
@@ -58,6 +58,7 @@ _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
 _FAILED = frozenset({Kind.ERROR, Kind.REJECTED})
 _KEEP_FINISHED_RUNS = 10_000
 _SMALL_BODY = 1 << 16
+_ANSWER = 10.0  # seconds a worker has for what takes it no time (delete, clear, cancel)
 DEFAULT_MAX_BODY = 2 * 1024**3
 
 
@@ -82,6 +83,9 @@ def create_app(state: DaemonState, max_body: int = DEFAULT_MAX_BODY) -> Any:
             await routes.dispatch(scope, receive, send)
         except HTTPError as exc:
             await asgi.send_json(send, exc.status, exc.body())
+        except WorkerNotResponding as exc:
+            error = {"type": "WorkerNotResponding", "message": str(exc), "env": exc.env}
+            await asgi.send_json(send, 504, {"error": error})
 
     return app
 
@@ -409,7 +413,7 @@ class Routes:
             raise HTTPError(404, "RunNotFound", f"no run or object with key {key!r}")
         cancelled = []
         for run in runs:
-            frame = await run.worker.ask({"op": "cancel", "target": run.call_id})
+            frame = await run.worker.ask({"op": "cancel", "target": run.call_id}, timeout=_ANSWER)
             if frame.kind == Kind.RESULT and json.loads(frame.payload):
                 cancelled.append(run.run_key)
                 payload = errors.pack(CallCancelledError(run.run_key))
@@ -440,7 +444,7 @@ class Routes:
                 f"{new!r} is taken (env {self.state.key_env[new]!r}); delete it first",
             )
         worker = await self.state.worker(env)
-        frame = await worker.ask({"op": "rename", "key": old, "to": new})
+        frame = await worker.ask({"op": "rename", "key": old, "to": new}, timeout=_ANSWER)
         if frame.kind != Kind.RESULT or not json.loads(frame.payload):
             keys = self.state.keys()
             raise HTTPError(404, "ObjectNotFoundError", f"no object {old!r}", key=old, keys=keys)
@@ -470,7 +474,9 @@ class Routes:
         if moved:
             log.info("object %r moved from env %r to env %r", key, previous, env)
             if previous in self.state.workers:
-                await self.state.workers[previous].ask({"op": "delete", "keys": [key]})
+                await self.state.workers[previous].ask(
+                    {"op": "delete", "keys": [key]}, timeout=_ANSWER
+                )
         self.state.remember(key, env, (body, path) if q.get("resource") == "1" else None)
         answer = {"key": key, "env": env, "moved_from": previous if moved else None}
         await asgi.send_json(send, 200, answer)
@@ -487,7 +493,7 @@ class Routes:
         env = self._env_of(key)
         worker = self.state.workers.get(env)
         if worker is not None and worker.alive:
-            await worker.ask({"op": "delete", "keys": [key]})
+            await worker.ask({"op": "delete", "keys": [key]}, timeout=_ANSWER)
         self.state.forget(key)
         await asgi.send_json(send, 200, {"deleted": [key]})
 
@@ -495,7 +501,7 @@ class Routes:
         """Delete every object in every env."""
         for worker in list(self.state.workers.values()):
             if worker.alive:
-                await worker.ask({"op": "clear"})
+                await worker.ask({"op": "clear"}, timeout=_ANSWER)
         self.state.key_env.clear()
         self.state.resources.clear()
         await asgi.send_json(send, 200, {"cleared": True})

@@ -244,7 +244,8 @@ def test_status_answers_and_names_a_stopped_worker(
     start_daemon: Callable[..., Daemon], capsys: pytest.CaptureFixture[str]
 ) -> None:
     daemon = start_daemon()
-    frozen_pid = rh.function(worker_pid).to(daemon.cluster, env=env("frozen"))()
+    in_frozen = rh.function(worker_pid).to(daemon.cluster, env=env("frozen"))
+    frozen_pid = in_frozen()
     os.kill(frozen_pid, signal.SIGSTOP)
     try:
         outcome: dict[str, Any] = {}
@@ -258,6 +259,9 @@ def test_status_answers_and_names_a_stopped_worker(
         assert main(["status"]) == 0
         row = next(line for line in capsys.readouterr().out.splitlines() if "frozen" in line)
         assert "not responding" in row and str(frozen_pid) in row
+        with pytest.raises(rh.DaemonError, match="did not answer") as raised:
+            daemon.cluster.delete(in_frozen.key)  # an answer that takes a worker no time
+        assert raised.value.status == 504
     finally:
         os.kill(frozen_pid, signal.SIGCONT)
 

@@ -100,9 +100,19 @@ class WorkerHandle(ABC):
         """Wait until a large request has been handed to the worker (flow control)."""
         return None  # engines whose transport buffers without limit have nothing to wait for
 
-    async def ask(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Frame:
-        """Send a request whose answer is a single frame."""
-        return await self.open(request, body).next()
+    async def ask(
+        self, request: dict[str, Any], body: bytes | memoryview = b"", timeout: float | None = None
+    ) -> Frame:
+        """Send a request whose answer is a single frame; ``WorkerNotResponding`` past
+        ``timeout`` seconds (a hung or stopped worker)."""
+        stream = self.open(request, body)
+        if timeout is None:
+            return await stream.next()
+        try:
+            return await asyncio.wait_for(stream.next(), timeout)
+        except asyncio.TimeoutError:
+            self.abandon(stream)
+            raise WorkerNotResponding(self.env.name, self.pid, timeout) from None
 
     async def probe(self, timeout: float) -> Frame | None:
         """The worker's status frame, or None if it does not answer within ``timeout``
@@ -118,6 +128,17 @@ class WorkerHandle(ABC):
     def abandon(self, stream: Stream) -> None:
         """Stop waiting for a request's frames (they are dropped if they come)."""
         return None  # engines that keep nothing per request have nothing to drop
+
+
+class WorkerNotResponding(Exception):
+    """A worker did not answer a request that should take no time."""
+
+    def __init__(self, env: str, pid: int | None, timeout: float) -> None:
+        super().__init__(
+            f"the worker of env {env!r} (pid {pid}) did not answer within {timeout:g} s: it is "
+            "hung or stopped. Cancel its calls with force=True, or restart the daemon."
+        )
+        self.env = env
 
 
 OnDeath = Callable[["WorkerHandle", str], None]

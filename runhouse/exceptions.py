@@ -21,6 +21,7 @@
      ├── VersionMismatchError                            client and env disagree on python etc.
      ├── CommandError                                    a command run for the user failed (rc)
      ├── SSHError                                        ssh could not connect or log in (says why)
+     ├── StorageError                                    a storage system refused (system, path)
      └── DaemonError                                     the daemon is unreachable or refused
           ├── AuthError                                  missing (401) or wrong (403) token
           └── CallInterruptedError                       a call lost mid-way; not sent again
@@ -340,3 +341,15 @@ class SSHError(RunhouseError):
         self.reason = reason
         self.stderr = stderr
         super().__init__(f"Cannot run commands on {target}: {reason}. (ssh said: {stderr[-500:]})")
+
+
+class StorageError(RunhouseError):
+    """A storage system (local disk, a bucket) could not do what was asked; says which
+    system and path, why, and what to do."""
+
+    def __init__(self, system: str, path: str, reason: str) -> None:
+        self.system = system
+        self.path = path
+        self.reason = reason
+        where = f"{system}://{path}" if path and system not in ("file", "") else path or system
+        super().__init__(f"{where}: {reason}")

@@ -1,0 +1,1 @@
+"""One module per storage system; ``runhouse.data.registry`` loads them by scheme."""

@@ -129,6 +129,9 @@ def test_a_loaded_cluster_needs_the_password_again(password_host: PasswordHost) 
     loaded = rh.cluster(name="pwsaved")
     with pytest.raises(rh.SSHError, match="A password is never saved"):
         loaded.run("true", stream_logs=False)
+    again = rh.cluster(name="pwsaved", ssh_creds={"password": password_host.password})
+    assert again.run("echo in", stream_logs=False) == [(0, "in\n", "")]
+    assert again.config()["ssh_creds"] == {"ssh_user": USER}  # still saved without it
 
 
 def test_a_wrong_password_says_so(password_host: PasswordHost) -> None:

@@ -12,6 +12,7 @@ from runhouse._version import __version__
 
 _EXPORTS: dict[str, str] = {
     "AuthError": "runhouse.exceptions",
+    "Blob": "runhouse.resources.blob",
     "CallCancelledError": "runhouse.exceptions",
     "CallInterruptedError": "runhouse.exceptions",
     "CallTimeoutError": "runhouse.exceptions",
@@ -23,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "DaemonError": "runhouse.exceptions",
     "Env": "runhouse.resources.env",
     "EnvInstallError": "runhouse.exceptions",
+    "File": "runhouse.resources.blob",
+    "Folder": "runhouse.resources.folder",
     "Function": "runhouse.resources.function",
     "GitPackage": "runhouse.resources.package",
     "InvalidNameError": "runhouse.exceptions",
@@ -42,16 +45,20 @@ _EXPORTS: dict[str, str] = {
     "SerializationError": "runhouse.exceptions",
     "StorageError": "runhouse.exceptions",
     "StoreUnavailableError": "runhouse.exceptions",
+    "Table": "runhouse.resources.table",
     "UnknownResourceTypeError": "runhouse.exceptions",
     "VersionMismatchError": "runhouse.exceptions",
     "VersionNotFoundError": "runhouse.exceptions",
     "WorkerDiedError": "runhouse.exceptions",
+    "blob": "runhouse.resources.blob",
     "cluster": "runhouse.resources.cluster",
     "conda_env": "runhouse.resources.env",
     "configs": "runhouse.config",
     "current_folder": "runhouse.names.folders",
     "env": "runhouse.resources.env",
     "exists": "runhouse.names.resolver",
+    "file": "runhouse.resources.blob",
+    "folder": "runhouse.resources.folder",
     "function": "runhouse.resources.function",
     "git_package": "runhouse.resources.package",
     "load": "runhouse.resources.resource",
@@ -59,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "module": "runhouse.resources.module",
     "package": "runhouse.resources.package",
     "set_folder": "runhouse.names.folders",
+    "table": "runhouse.resources.table",
     "unset_folder": "runhouse.names.folders",
 }
 
@@ -114,11 +122,14 @@ if _TYPE_CHECKING:
     from runhouse.names.folders import current_folder, set_folder, unset_folder
     from runhouse.names.resolver import Location, exists, locate
     from runhouse.names.store import ResourceVersion
+    from runhouse.resources.blob import Blob, File, blob, file
     from runhouse.resources.cluster import Cluster, cluster
     from runhouse.resources.env import CondaEnv, Env, conda_env, env
+    from runhouse.resources.folder import Folder, folder
     from runhouse.resources.function import Function, function
     from runhouse.resources.module import Module, module
     from runhouse.resources.package import GitPackage, Package, git_package, package
     from runhouse.resources.resource import Resource, load
+    from runhouse.resources.table import Table, table
 
     here: Cluster

@@ -102,7 +102,22 @@ def _serve(
         proc.kill()
         proc.wait()
         raise RuntimeError(f"sshd for {name} did not start: {line}")
+    _trust(address, port, host_key)
     return SSHHost(name, user, home, port, key, proc, host_key)
+
+
+def _trust(address: str, port: int, host_key: Path) -> None:
+    """Record this host's key as the one for its address and port. ssh keeps host keys in
+    the real home's known_hosts (not $HOME's), where a test host of an earlier run on the
+    same port left another key: with StrictHostKeyChecking=accept-new that reads as a
+    changed host key."""
+    known = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "known_hosts"
+    known.parent.mkdir(mode=0o700, exist_ok=True)
+    target = f"[{address}]:{port}"
+    subprocess.run(["ssh-keygen", "-R", target, "-f", str(known)], capture_output=True)
+    public = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
+    with known.open("a") as file:
+        file.write(f"{target} {public}\n")
 
 
 def make_root() -> Path:

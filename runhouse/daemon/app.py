@@ -17,6 +17,8 @@ Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{metho
                                     (?force=1: replace the workers that ran them)
     POST   /_rh/rename/{key}?to=    give an object another key
     GET    /_rh/runs/{run_key}      wait for a run started with ?detach=1 and fetch its result
+    POST   /_rh/data/{op}           a folder operation on the cluster's disk, in the base env
+                                    (runhouse/data/remote_ops.py; a call's body and answer)
     POST   /{key}/{method}          call (pickle body, or JSON {"args", "kwargs"} for curl)
     GET    /{key}/{method}?a=1      call with the query as keyword arguments, or read an attribute
 
@@ -42,6 +44,7 @@ from runhouse.daemon.engines.base import Frame, WorkerNotResponding
 from runhouse.daemon.env_routes import EnvRoutes
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
+from runhouse.data import remote_ops
 from runhouse.exceptions import CallCancelledError
 from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, TERMINAL, Kind
@@ -160,6 +163,8 @@ class Routes:
         if route == ("GET", "versions", 2):
             env = _name(asgi.query(scope).get("env") or BASE_ENV, "env")
             return await self.envs.versions(send, env)
+        if route == ("POST", "data", 3):  # a built-in: folders' operations on this disk
+            return await self.call(scope, receive, send, remote_ops.KEY, parts[2])
         if len(parts) == 3:
             name = _key(parts[2]) if parts[1] in _KEY_ROUTES else _name(parts[2], "env")
             if route == ("PUT", "envs", 3):
@@ -255,7 +260,7 @@ class Routes:
         op = q.get("op", "call")
         if op not in _OPS:
             raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
-        env = self._env_of(key)
+        env = BASE_ENV if key == remote_ops.KEY else self._env_of(key)
         body = await asgi.read_body(scope, receive, self.max_body)
         if from_query:
             body = _query_call(asgi.query(scope))
@@ -523,6 +528,11 @@ def _query_call(params: dict[str, str]) -> bytes:
 # holds none of what the client sent), and a call it sends again names the instance it meant.
 _INSTANCE = secrets.token_hex(8)
 _KEEP_RECENT_RUNS = 50_000  # run keys per generation remembered against calls sent twice
+
+
+def instance() -> str:
+    """This daemon process's id, as ``/_rh/health`` reports it (new at each start)."""
+    return _INSTANCE
 
 
 def _health() -> dict[str, Any]:

@@ -115,6 +115,16 @@ def schema() -> dict[str, Any]:
             "/_rh/runs/{run_key}": {
                 "get": _op("Wait for a run's result", _param("run_key"), ok=frames)
             },
+            "/_rh/data/{op}": {
+                "post": _op(
+                    "A folder operation on the cluster's disk, run in the base env (ls, "
+                    "put, read_range, copy, ...; the pickled arguments of a call)",
+                    _param("op"),
+                    _param("run_key", "query", False),
+                    body="pickle",
+                    ok=frames,
+                )
+            },
             "/{key}/{method}": {"post": call, "get": get_call},
         },
     }

@@ -17,12 +17,13 @@ from typing import Any
 
 from runhouse._version import __version__
 from runhouse.config import configs
-from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app
+from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app, instance
 from runhouse.daemon.engines.process import ProcessEngine
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 from runhouse.daemon.tls import certificate
+from runhouse.data import remote_ops
 from runhouse.exceptions import ConfigError, DaemonError
 from runhouse.wire.exposure import Exposure
 
@@ -99,6 +100,8 @@ def serve(
     port = sock.getsockname()[1]
     builder = EnvBuilder(root / "envs", root / "support")
     state = DaemonState(ProcessEngine(), token, port, builder, settings["worker_idle_timeout"])
+    # Workers inherit it: a folder on this cluster, unpickled in one, reads its own disk.
+    os.environ[remote_ops.INSTANCE_VARIABLE] = instance()
     limits = guards.Limits(
         head_timeout=settings["request_head_timeout"],
         max_connections=guards.connection_cap(

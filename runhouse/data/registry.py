@@ -24,6 +24,11 @@ SYSTEMS: dict[str, tuple[str, str]] = {
 ALIASES = {"gcs": "gs", "local": "file", "abfs": "azure", "az": "azure"}
 
 
+def install_hint(scheme: str) -> str:
+    """The install that brings system ``scheme``'s library."""
+    return SYSTEMS[ALIASES.get(scheme, scheme)][1]
+
+
 def system_class(scheme: str) -> type[Storage]:
     """The class of storage system ``scheme``; a clear error if unknown or not installed."""
     scheme = ALIASES.get(scheme, scheme)

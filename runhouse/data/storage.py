@@ -21,9 +21,10 @@ import os
 import posixpath
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, Any, ClassVar
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
+from typing import IO, Any, ClassVar, cast
 
 from runhouse.exceptions import StorageError
 
@@ -68,52 +69,68 @@ class Storage(ABC):
         """The entries directly in folder ``path``, as full paths, sorted; temporary names
         of unfinished writes are left out."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             entries = self.fs.ls(path, detail=False)
         return sorted(self.normalize(e) for e in entries if PARTIAL not in e)
 
     def exists(self, path: str) -> bool:
         """Whether a file or folder is at ``path``."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             return bool(self.fs.exists(path))
 
     def isdir(self, path: str) -> bool:
         """Whether ``path`` is a folder (a prefix holding objects, in a bucket)."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             return bool(self.fs.isdir(path))
 
     def mkdir(self, path: str) -> None:
         """Make folder ``path`` and its parents (in a bucket, where folders are prefixes,
         only the bucket is made if missing)."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             self.fs.makedirs(path, exist_ok=True)
 
     def read_bytes(self, path: str) -> bytes:
         """The whole file at ``path``."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             return bytes(self.fs.cat_file(path))
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a file atomically: readers see the old file or the whole new one."""
         path = self.normalize(path)
-        with self._errors(path), self.staged(path) as temporary:
+        with self.errors(path), self.staged(path) as temporary:
             self.fs.pipe_file(temporary, data)
 
     def open(self, path: str, mode: str = "rb") -> IO[Any]:
         """A file object (``rb``, ``wb``, ``r``, ``w``); a written file appears whole when it
-        is closed (buckets upload on close; local files are written in place)."""
+        is closed, and not at all if its ``with`` block raises."""
         path = self.normalize(path)
-        with self._errors(path):
-            return self.fs.open(path, mode)
+        with self.errors(path):
+            if "w" not in mode:  # reading; appending and "x" act on the file itself
+                return self.fs.open(path, mode)
+            return self._open_writer(path, mode)
+
+    def _open_writer(self, path: str, mode: str) -> IO[Any]:
+        # Written under a temporary sibling name, renamed over ``path`` when closed.
+        temporary = _temporary(path)
+        file = self.fs.open(temporary, mode)
+
+        def abandon() -> None:
+            file.close()
+            if self.fs.exists(temporary):
+                self.fs.rm(temporary)
+
+        finish = partial(self.rename, temporary, path)
+        guard = WriteGuard(file, finish, abandon, partial(self.errors, path))
+        return cast(IO[Any], guard)
 
     def rm(self, path: str, recursive: bool = False) -> None:
         """Remove a file, or a folder with ``recursive``; ``FileNotFoundError`` if absent."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             if not self.fs.exists(path):
                 raise FileNotFoundError(f"{self.url(path)} does not exist")
             self.fs.rm(path, recursive=recursive)
@@ -121,7 +138,7 @@ class Storage(ABC):
     def files(self, path: str) -> list[str]:
         """Every file under folder ``path`` (recursively), relative to it, sorted."""
         root = self.normalize(path)
-        with self._errors(root):
+        with self.errors(root):
             found = self.fs.find(root)
         rel = [posixpath.relpath(self.normalize(f), root) for f in found]
         return sorted(r for r in rel if PARTIAL not in r)
@@ -129,14 +146,14 @@ class Storage(ABC):
     def upload(self, local_dir: str, path: str) -> None:
         """Copy local folder ``local_dir``'s files into folder ``path``."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             for rel in _local_files(local_dir):
                 self._put_file(os.path.join(local_dir, rel), self.join(path, rel))
 
     def download(self, path: str, local_dir: str) -> None:
         """Copy folder ``path``'s files into local folder ``local_dir``."""
         path = self.normalize(path)
-        with self._errors(path):
+        with self.errors(path):
             for rel in self.files(path):
                 target = os.path.join(local_dir, rel)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -144,7 +161,7 @@ class Storage(ABC):
 
     def rename(self, source: str, dest: str) -> None:
         """Move ``source`` to ``dest``, replacing it (a copy then a delete in a bucket)."""
-        with self._errors(source):
+        with self.errors(source):
             if self.fs.exists(dest):
                 self.fs.rm(dest, recursive=True)
             self.fs.mv(source, dest, recursive=True)
@@ -166,7 +183,7 @@ class Storage(ABC):
     def staged(self, path: str) -> Iterator[str]:
         """A temporary sibling of ``path`` to write to, renamed to ``path`` on success and
         removed on failure: a destination that looks complete is complete."""
-        temporary = f"{path.rstrip('/')}{PARTIAL}{secrets.token_hex(4)}"
+        temporary = _temporary(path)
         try:
             yield temporary
         except BaseException:
@@ -182,23 +199,89 @@ class Storage(ABC):
             self.fs.put_file(local, temporary)
 
     @contextmanager
-    def _errors(self, path: str) -> Iterator[None]:
-        # A library's own error becomes one that names the system and path, where the
-        # system knows better words for it; built-in errors people expect pass through.
+    def errors(self, path: str) -> Iterator[None]:
+        """Inside, a library's error becomes one naming the system and ``path`` where the
+        system knows better words for it; built-in errors people expect pass through."""
+        # The system is asked even about those: a missing bucket arrives as a
+        # FileNotFoundError and wrong credentials as a PermissionError.
         try:
             yield
-        except (FileNotFoundError, FileExistsError, StorageError):
+        except StorageError:
             raise
-        except PermissionError as exc:
-            raise StorageError(self.scheme, path, f"permission denied ({exc})") from exc
+        except ImportError as exc:
+            from runhouse.data.registry import install_hint
+
+            reason = f"its library is not installed ({exc.name}): {install_hint(self.scheme)}"
+            raise StorageError(self.scheme, path, reason) from exc
         except Exception as exc:
             described = self.describe(exc, path)
-            if described is None:
-                raise
-            raise described from exc
+            if described is not None:
+                raise described from exc
+            if isinstance(exc, PermissionError):
+                raise StorageError(
+                    self.scheme,
+                    path,
+                    f"permission denied ({exc}); pick a place this user may write, or change "
+                    "the path's owner or mode",
+                ) from exc
+            raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.scheme!r})"
+
+
+class WriteGuard:
+    """A file being written: closing it (or a ``with`` block that ends well) finishes the
+    file; a ``with`` block that raises abandons it, so no partial file appears."""
+
+    def __init__(
+        self,
+        file: Any,
+        finish: Callable[[], None],
+        abandon: Callable[[], None],
+        errors: Callable[[], AbstractContextManager[None]],
+    ) -> None:
+        self._file = file
+        self._finish = finish
+        self._abandon = abandon
+        self._errors = errors  # the storage's words for library errors: a bucket's upload
+        self._done = False  # happens at close, outside the call that opened the file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> WriteGuard:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the file is finished or abandoned."""
+        return self._done
+
+    def close(self) -> None:
+        """Finish the file: it appears whole at its path."""
+        if not self._done:
+            self._done = True
+            with self._errors():
+                self._file.close()
+                self._finish()
+
+    def abandon(self) -> None:
+        """Drop what was written: nothing appears at the path (an old file stays)."""
+        if not self._done:
+            self._done = True
+            with self._errors():
+                self._abandon()
+
+
+def _temporary(path: str) -> str:
+    return f"{path.rstrip('/')}{PARTIAL}{secrets.token_hex(4)}"
 
 
 def _local_files(root: str) -> list[str]:

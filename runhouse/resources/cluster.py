@@ -277,7 +277,8 @@ class Cluster(ClusterCalls, Resource):
             args += ["-r", req["value"]] if req["kind"] == "requirements" else [req["value"]]
         env_name = self.ensure_env(env)
         if env_name == BASE_ENV:  # uv comes with runhouse, so the daemon's Python has it
-            command = 'python -m uv pip install -q --python "$(command -v python)" '
+            # UV_NATIVE_TLS: the host's CA store, as its pip and curl use (a proxy's CA too).
+            command = 'UV_NATIVE_TLS=1 python -m uv pip install -q --python "$(command -v python)" '
         else:  # an env's own venv, which has pip
             command = "pip install -q "
         command += shlex.join(args)

@@ -17,12 +17,16 @@ if TYPE_CHECKING:
     from runhouse.resources.resource import Resource
 
 BUILTIN_TYPES: dict[str, str] = {
+    "blob": "runhouse.resources.blob",
     "cluster": "runhouse.resources.cluster",
     "env": "runhouse.resources.env",
+    "file": "runhouse.resources.blob",
+    "folder": "runhouse.resources.folder",
     "function": "runhouse.resources.function",
     "module": "runhouse.resources.module",
     "package": "runhouse.resources.package",
     "resource": "runhouse.resources.resource",
+    "table": "runhouse.resources.table",
 }
 
 _lock = threading.Lock()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import pwd
 import secrets
 import shutil
 import subprocess
@@ -44,13 +43,6 @@ def password_host() -> Iterator[PasswordHost]:
     host = sshd.start_host(root, "pwhost", USER, sshd.client_key(root), extra=extra)
     password = secrets.token_urlsafe(12)
     subprocess.run(["chpasswd"], input=f"{USER}:{password}\n", text=True, check=True)
-    # ssh records host keys in the real home's known_hosts (not $HOME's): a port used before
-    # by another test host has another key there, so this host's key is added up front.
-    known = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".ssh" / "known_hosts"
-    known.parent.mkdir(mode=0o700, exist_ok=True)
-    public = Path(f"{host.host_key}.pub").read_text().split()[:2]
-    with known.open("a") as file:
-        file.write(f"[127.0.0.1]:{host.port} {' '.join(public)}\n")
     control = root / "cm"  # this module's own multiplexed connections, closed at the end
     control.mkdir(mode=0o700)
     previous = os.environ.get("RH_SSH_CONTROL_DIR")

@@ -19,6 +19,7 @@ from typing import Any
 
 from runhouse.daemon.worker import calls
 from runhouse.daemon.worker.logcapture import CallOutput
+from runhouse.data import remote_ops
 from runhouse.exceptions import ObjectNotFoundError
 from runhouse.wire.frames import ROUTED_HEADER, Kind, unpack_request
 from runhouse.wire.versions import local_versions
@@ -253,6 +254,8 @@ class WorkerServer:
         call.send(Kind.RESULT, payload)
 
     def _object(self, key: str) -> Any:
+        if key == remote_ops.KEY:  # the daemon's built-in: folders' operations on this disk
+            return remote_ops.OPS
         try:
             return self.objects[key]
         except KeyError:

@@ -1,0 +1,219 @@
+"""What a cluster's worker does for a folder or file on the cluster: the daemon answers
+``POST /_rh/data/{op}`` by calling ``OPS.<op>`` in the base env's worker.
+
+    >>> cluster.request_call("_rh/data", "ls", ("~/data",))     # from the client
+
+Every operation takes plain arguments (paths on the cluster's own disk, where ``~`` is the
+daemon user's home; storage systems as ``{"system", "path", "options"}``) and returns plain
+values. Workers import this module: it imports only ``runhouse.data`` and
+``runhouse.exceptions``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from runhouse.data import trees
+from runhouse.data.storage import Storage, storage_for
+from runhouse.exceptions import StorageError
+
+KEY = "_rh/data"  # the key the worker answers these calls under (no user key can be it)
+# Set by the daemon for its workers: a folder pickled with the same instance id is on the
+# cluster this code runs on, and reads its own disk (runhouse/resources/folder.py).
+INSTANCE_VARIABLE = "RUNHOUSE_DAEMON_INSTANCE"
+
+
+def _disk() -> Storage:
+    return storage_for("file")
+
+
+def instance() -> str | None:
+    """The instance id of the daemon this worker belongs to."""
+    return os.environ.get(INSTANCE_VARIABLE)
+
+
+def expand(path: str) -> str:
+    """The absolute form of ``path`` on this machine (``~`` is this user's home)."""
+    return _disk().normalize(path)
+
+
+def ls(path: str) -> list[str]:
+    """The entries directly in folder ``path``, as absolute paths."""
+    return _disk().ls(path)
+
+
+def exists(path: str) -> bool:
+    """Whether anything is at ``path``."""
+    return _disk().exists(path)
+
+
+def isdir(path: str) -> bool:
+    """Whether ``path`` is a folder."""
+    return _disk().isdir(path)
+
+
+def mkdir(path: str) -> None:
+    """Make folder ``path`` and its parents."""
+    _disk().mkdir(path)
+
+
+def read(path: str) -> bytes:
+    """The whole file at ``path``."""
+    return _disk().read_bytes(path)
+
+
+def read_range(path: str, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes of file ``path`` from ``offset`` (fewer at its end)."""
+    disk = _disk()
+    path = disk.normalize(path)
+    with disk.errors(path), open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def write(path: str, data: bytes) -> None:
+    """Write file ``path`` atomically."""
+    _disk().write_bytes(path, data)
+
+
+def put(path: str, contents: dict[str, bytes], overwrite: bool) -> None:
+    """Write several files into folder ``path`` (see ``trees.put_many``)."""
+    trees.put_many(_disk(), path, contents, overwrite)
+
+
+def rm(path: str, recursive: bool = False) -> None:
+    """Remove a file, or a folder with ``recursive``."""
+    _disk().rm(path, recursive=recursive)
+
+
+def files(path: str) -> list[str]:
+    """Every file under folder ``path``, relative to it."""
+    return _disk().files(path)
+
+
+def sizes(path: str) -> dict[str, int]:
+    """Every file under folder ``path`` and its size."""
+    return trees.sizes(_disk(), path)
+
+
+def rename(source: str, dest: str) -> None:
+    """Move ``source`` to ``dest``, replacing it."""
+    disk = _disk()
+    disk.rename(disk.normalize(source), disk.normalize(dest))
+
+
+def size(path: str) -> int:
+    """The size of file ``path``; 0 if there is none (a transfer not begun)."""
+    try:
+        return os.path.getsize(expand(path))
+    except FileNotFoundError:
+        return 0
+
+
+def write_at(path: str, offset: int, data: bytes) -> int:
+    """Write ``data`` into file ``path`` at ``offset`` (at most its size: parts arrive in
+    order), cutting off anything after; returns the new size."""
+    disk = _disk()
+    path = disk.normalize(path)
+    with disk.errors(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if offset > end:
+                raise StorageError("file", path, f"a part at {offset} but only {end} bytes came")
+            f.seek(offset)
+            f.write(data)
+            f.truncate()
+            return f.tell()
+
+
+def unpack(tar_path: str, dest: str, sha256: str) -> None:
+    """Check the tar a client sent, extract it into a temporary sibling of ``dest``, rename
+    that to ``dest`` and remove the tar."""
+    disk = _disk()
+    tar_path, dest = disk.normalize(tar_path), disk.normalize(dest)
+    with disk.errors(dest):
+        if trees.file_sha256(tar_path) != sha256:
+            os.remove(tar_path)
+            raise StorageError(
+                "file", dest, "the folder sent arrived damaged (checksum differs); send it again"
+            )
+        temp = trees.partial_path(dest, sha256)
+        if os.path.exists(temp):
+            disk.rm(temp, recursive=True)
+        trees.unpack_tar(tar_path, temp)
+        disk.rename(temp, dest)
+        os.remove(tar_path)
+
+
+def pack(path: str) -> dict[str, Any]:
+    """Write a tar of folder ``path`` to a temporary file here, for a client to fetch with
+    ``read_range``: its ``tar`` path, ``size`` and ``sha256``."""
+    disk = _disk()
+    path = disk.normalize(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{path} is not a folder (nothing is there); check the path")
+    folder = os.path.join(tempfile.gettempdir(), f"rh-data-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    target = os.path.basename(trees.partial_path(os.path.join(folder, "pack"), path)) + ".tar"
+    target = os.path.join(folder, target)
+    with disk.errors(path), open(target, "wb") as f:
+        digest = trees.write_tar(path, f)
+    return {"tar": target, "size": os.path.getsize(target), "sha256": digest}
+
+
+def copy(source: dict[str, Any], dest: dict[str, Any]) -> dict[str, int]:
+    """Copy a folder between storage systems from here (``{"system", "path", "options"}``;
+    ``file`` is this machine's disk): for cluster <-> bucket, the bytes never leave the
+    cluster's side. Returns the files copied and their sizes."""
+    src = storage_for(source["system"], source.get("options"))
+    dst = storage_for(dest["system"], dest.get("options"))
+    return trees.copy_tree(src, source["path"], dst, dest["path"])
+
+
+def copy_file(source: dict[str, Any], dest: dict[str, Any]) -> None:
+    """Copy one file between storage systems from here, into a temporary sibling renamed
+    at the end."""
+    src = storage_for(source["system"], source.get("options"))
+    dst = storage_for(dest["system"], dest.get("options"))
+    src_file, dst_file = src.normalize(source["path"]), dst.normalize(dest["path"])
+    with dst.staged(dst_file) as temporary:
+        trees.copy_file(src, src_file, dst, temporary)
+
+
+class _Ops:
+    """The operations by name (and nothing else of this module)."""
+
+    def __init__(self, **ops: Callable[..., Any]) -> None:
+        self.__dict__.update(ops)
+
+    def __getattr__(self, name: str) -> Any:
+        known = ", ".join(sorted(self.__dict__))
+        raise AttributeError(f"no data operation {name!r} on this cluster; known: {known}")
+
+
+OPS = _Ops(
+    copy=copy,
+    copy_file=copy_file,
+    exists=exists,
+    expand=expand,
+    files=files,
+    instance=instance,
+    isdir=isdir,
+    ls=ls,
+    mkdir=mkdir,
+    pack=pack,
+    put=put,
+    read=read,
+    read_range=read_range,
+    rename=rename,
+    rm=rm,
+    size=size,
+    sizes=sizes,
+    unpack=unpack,
+    write=write,
+    write_at=write_at,
+)

@@ -1,0 +1,228 @@
+"""Moving a folder between two places by the shortest real path (architecture.md, "Data"):
+
+| from -> to                    | path                                                      |
+| ----------------------------- | --------------------------------------------------------- |
+| here <-> SSH cluster          | rsync over the SSH control connection (never .gitignore'd) |
+| here <-> the local cluster    | the same disk: a local rsync (or copy)                    |
+| here <-> tls/none cluster     | a tar streamed in parts through the daemon's HTTP         |
+| cluster <-> bucket            | the cluster's worker copies it itself (``remote_ops.copy``) |
+| here <-> bucket, file <-> file | the storage interface, from here, many files at once       |
+| bucket -> same service        | the service's server-side copy (else through here)        |
+| cluster -> same cluster       | a copy on the cluster                                     |
+| cluster -> other cluster      | through here, said in a log line (daemon to daemon: later) |
+
+Every path writes into a temporary sibling of the destination (``trees.partial_path``: the
+same name on every try, so a re-run resumes it) and renames it at the end, once what
+arrived is checked: a destination that looks complete is complete. Nothing at the source is
+touched. Client side only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from runhouse.data import trees
+from runhouse.data.cluster_files import ClusterFiles
+from runhouse.data.storage import Storage, storage_for
+from runhouse.exceptions import StorageError
+
+if TYPE_CHECKING:
+    from runhouse.resources.cluster import Cluster
+
+log = logging.getLogger("runhouse")
+
+
+@dataclass
+class Place:
+    """Where a folder is: a storage system (``file``, ``s3``, ...) or a cluster, and a path."""
+
+    system: str | Cluster
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster(self) -> Cluster | None:
+        """The cluster, if the folder is on one."""
+        return None if isinstance(self.system, str) else self.system
+
+    def storage(self) -> Storage:
+        """The storage system (not for a cluster)."""
+        assert isinstance(self.system, str)
+        return storage_for(self.system, self.options)
+
+    def files(self) -> Storage | ClusterFiles:
+        """The operations on files there."""
+        cluster = self.cluster
+        return ClusterFiles(cluster) if cluster is not None else self.storage()
+
+    def spec(self) -> dict[str, Any]:
+        """How a cluster's worker names this place (a cluster's own disk is ``file``)."""
+        system = "file" if self.cluster is not None else self.system
+        return {"system": system, "path": self.path, "options": self.options}
+
+    def url(self) -> str:
+        """The place for people: ``s3://bucket/x``, ``/abs/path``, ``<cluster>:~/x``."""
+        return self.files().url(self.path)
+
+
+def copy(src: Place, dst: Place) -> None:
+    """Copy folder ``src`` to ``dst`` (replacing what is there) by the shortest path."""
+    a, b = src.cluster, dst.cluster
+    if a is None and b is None:
+        source, target = src.storage(), dst.storage()
+        if "file" not in (src.system, dst.system) and not trees.server_side(source, target):
+            log.info("Copying %s to %s through this machine.", src.url(), dst.url())
+        trees.copy_tree(source, src.path, target, dst.path)
+    elif a is not None and b is not None:
+        if same_cluster(a, b):
+            ClusterFiles(a).call("copy", src.spec(), dst.spec())
+        else:
+            _through_here(src, dst)
+    elif b is not None:
+        if src.system == "file":
+            upload(src.storage().normalize(src.path), b, dst.path)
+        else:  # bucket -> cluster: the cluster fetches it
+            ClusterFiles(b).call("copy", src.spec(), dst.spec())
+    else:
+        assert a is not None
+        if dst.system == "file":
+            download(a, src.path, dst.storage().normalize(dst.path))
+        else:  # cluster -> bucket: the cluster sends it, the bytes never come here
+            ClusterFiles(a).call("copy", src.spec(), dst.spec())
+
+
+def same_cluster(a: Cluster, b: Cluster) -> bool:
+    """Whether two cluster objects reach the same daemon (every cluster without a host is
+    this machine's daemon)."""
+    return a is b or (a.ips, a.server_port) == (b.ips, b.server_port) or not (a.ips or b.ips)
+
+
+def route(cluster: Cluster) -> str:
+    """How files reach ``cluster`` from here: ``local`` (this machine's daemon), ``rsync``
+    (over SSH) or ``http`` (through the daemon: a tls/none cluster)."""
+    if not cluster.ips:
+        return "local"
+    return "rsync" if cluster.server_connection_type == "ssh" else "http"
+
+
+def upload(local_dir: str, cluster: Cluster, path: str) -> None:
+    """Copy local folder ``local_dir`` to ``path`` on ``cluster``."""
+    if not os.path.isdir(local_dir):
+        raise FileNotFoundError(f"{local_dir} is not a folder (nothing is there); check the path")
+    files = ClusterFiles(cluster)
+    dest = files.expand(path)
+    if route(cluster) == "http":
+        return http_upload(files, local_dir, dest)
+    temp = trees.partial_path(dest, local_dir)
+    cluster.runner.rsync(local_dir, temp, up=True, gitignore=False)
+    _check_or_drop(trees.sizes(storage_for("file"), local_dir), files, temp)
+    files.rename(temp, dest)
+
+
+def download(cluster: Cluster, path: str, local_dest: str) -> None:
+    """Copy folder ``path`` on ``cluster`` to local folder ``local_dest``."""
+    files = ClusterFiles(cluster)
+    source = files.expand(path)
+    if not files.isdir(source):
+        raise FileNotFoundError(
+            f"{files.url(source)} is not a folder (nothing is there); check the path"
+        )
+    if route(cluster) == "http":
+        return http_download(files, source, local_dest)
+    local = storage_for("file")
+    temp = trees.partial_path(local_dest, files.url(source))
+    cluster.runner.rsync(f"{source}/", temp, up=False, gitignore=False)
+    _check_or_drop(files.sizes(source), local, temp)
+    local.rename(temp, local_dest)
+
+
+def _check_or_drop(wanted: dict[str, int], files: Storage | ClusterFiles, temp: str) -> None:
+    # rsync never deletes in the temporary folder: a file there that the source no longer
+    # has would stay on every re-run, so a mismatch starts the next run afresh.
+    found = files.sizes(temp) if isinstance(files, ClusterFiles) else trees.sizes(files, temp)
+    try:
+        trees.check_same(wanted, found, files.url(temp))
+    except Exception:
+        files.rm(temp, recursive=True)
+        raise
+
+
+def http_upload(files: ClusterFiles, local_dir: str, dest: str) -> None:
+    """Send local folder ``local_dir`` to absolute path ``dest`` on the cluster as a tar in
+    parts through its daemon, resuming a tar a cut run left there; the cluster checks it,
+    unpacks it into a temporary sibling and renames that."""
+    entries = trees.manifest(local_dir)
+    source_id = hashlib.sha256(f"{local_dir}\0{entries}".encode()).hexdigest()
+    remote_tar = trees.partial_path(dest, source_id) + ".tar"
+    have = int(files.call("size", remote_tar))
+    if have > trees.tar_size(entries):
+        have = 0
+    digest = hashlib.sha256()
+    position = 0
+    pending = bytearray()
+    pending_at = have
+    for piece in trees.tar_stream(local_dir, entries):
+        digest.update(piece)
+        start, position = position, position + len(piece)
+        if position <= have:
+            continue  # the cluster has this part from an earlier run
+        pending += piece[max(0, have - start) :]
+        if len(pending) >= trees.CHUNK:
+            files.call("write_at", remote_tar, pending_at, bytes(pending))
+            pending_at += len(pending)
+            pending.clear()
+    if pending:
+        files.call("write_at", remote_tar, pending_at, bytes(pending))
+    files.call("unpack", remote_tar, dest, digest.hexdigest())
+
+
+def http_download(files: ClusterFiles, source: str, local_dest: str) -> None:
+    """Fetch folder ``source`` (an absolute path on the cluster) as a tar in parts through
+    the daemon, resuming a tar a cut run left here; check it, unpack it into a temporary
+    sibling of ``local_dest`` and rename that."""
+    packed = files.call("pack", source)
+    local = storage_for("file")
+    local_dest = local.normalize(local_dest)
+    temp = trees.partial_path(local_dest, packed["sha256"])
+    local_tar = temp + ".tar"
+    os.makedirs(os.path.dirname(local_tar), exist_ok=True)
+    have = os.path.getsize(local_tar) if os.path.exists(local_tar) else 0
+    with open(local_tar, "r+b" if have else "wb") as f:
+        f.seek(have)
+        f.truncate()
+        while have < packed["size"]:
+            part = files.call("read_range", packed["tar"], have, trees.CHUNK)
+            if not part:
+                break
+            f.write(part)
+            have += len(part)
+    if trees.file_sha256(local_tar) != packed["sha256"]:
+        os.remove(local_tar)
+        raise StorageError(
+            "file", local_dest, f"{files.url(source)} arrived damaged; run the transfer again"
+        )
+    if os.path.exists(temp):
+        shutil.rmtree(temp)
+    trees.unpack_tar(local_tar, temp)
+    local.rename(temp, local_dest)
+    os.remove(local_tar)
+    files.rm(packed["tar"])
+
+
+def _through_here(src: Place, dst: Place) -> None:
+    log.info(
+        "Copying %s to %s through this machine (cluster-to-cluster transfers between "
+        "daemons are not built yet).",
+        src.url(),
+        dst.url(),
+    )
+    with tempfile.TemporaryDirectory(prefix="rh-transfer-") as folder:
+        here = Place("file", os.path.join(folder, "data"))
+        copy(src, here)
+        copy(here, dst)

@@ -72,6 +72,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("token", str, None, "Token for the metadata server.", secret=True),
         Setting("username", str, None, "Author recorded on saved versions (default: OS user)."),
         Setting(
+            "progress",
+            bool,
+            True,
+            "Show a progress bar (bytes, rate, ETA) on stderr for data transfers that take "
+            "over a second, when stderr is a terminal; a call's progress= argument wins.",
+        ),
+        Setting(
             "worker_idle_timeout",
             int,
             600,

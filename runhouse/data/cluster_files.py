@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -40,10 +42,22 @@ class ClusterFiles:
     def call(self, op: str, *args: Any) -> Any:
         """Run ``remote_ops.<op>(*args)`` on the cluster; errors name the cluster."""
         run_key = run_keys.new("rh-data")  # the daemon's own prefix is not a run key's
-        try:
+        with self._named_errors():
             return self.cluster.request_call(
                 remote_ops.KEY, op, args, stream_logs=False, run_key=run_key
             )
+
+    def stream(self, op: str, *args: Any) -> Iterator[Any]:
+        """The items of the generator ``remote_ops.<op>(*args)`` as the cluster sends them;
+        errors (raised as they arrive) name the cluster."""
+        items = self.call(op, *args)
+        with self._named_errors():
+            yield from items
+
+    @contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        try:
+            yield
         except StorageError as exc:
             raise self.error(exc.path, exc.reason) from exc
         except FileNotFoundError as exc:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from runhouse.data import trees
+from runhouse.data import progress, trees
 from runhouse.data.storage import Storage, storage_for
 from runhouse.exceptions import StorageError
 
@@ -24,6 +25,7 @@ KEY = "_rh/data"  # the key the worker answers these calls under (no user key ca
 # Set by the daemon for its workers: a folder pickled with the same instance id is on the
 # cluster this code runs on, and reads its own disk (runhouse/resources/folder.py).
 INSTANCE_VARIABLE = "RUNHOUSE_DAEMON_INSTANCE"
+REPORT_EVERY = 0.25  # seconds between two reports of a copy's progress
 
 
 def _disk() -> Storage:
@@ -165,13 +167,50 @@ def pack(path: str) -> dict[str, Any]:
     return {"tar": target, "size": os.path.getsize(target), "sha256": digest}
 
 
-def copy(source: dict[str, Any], dest: dict[str, Any]) -> dict[str, int]:
+def copy(
+    source: dict[str, Any], dest: dict[str, Any], counter: progress.Bar | None = None
+) -> dict[str, int]:
     """Copy a folder between storage systems from here (``{"system", "path", "options"}``;
     ``file`` is this machine's disk): for cluster <-> bucket, the bytes never leave the
-    cluster's side. Returns the files copied and their sizes."""
+    cluster's side. Returns the files copied and their sizes (``counter`` counts bytes)."""
     src = storage_for(source["system"], source.get("options"))
     dst = storage_for(dest["system"], dest.get("options"))
-    return trees.copy_tree(src, source["path"], dst, dest["path"])
+    return trees.copy_tree(src, source["path"], dst, dest["path"], counter)
+
+
+def copy_reporting(
+    source: dict[str, Any], dest: dict[str, Any], every: float = REPORT_EVERY
+) -> Iterator[dict[str, Any]]:
+    """``copy``, for a client that shows its progress: ``{"done", "total", "first"}`` (bytes)
+    about every ``every`` seconds while it runs, and last the same with ``"files"``, the
+    copy's result."""
+    counter = progress.Bar()  # silent: it only counts
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["files"] = copy(source, dest, counter)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    def counts() -> dict[str, Any]:
+        return {"done": counter.done, "total": counter.total, "first": counter.first}
+
+    thread = threading.Thread(target=work, name="rh-data-copy", daemon=True)
+    thread.start()
+    try:
+        while True:
+            thread.join(every)
+            if not thread.is_alive():
+                break
+            yield counts()
+    finally:
+        # A client that went away (or a cancelled call) ends the copy at its next update;
+        # what arrived stays in the temporary folder for a re-run.
+        counter.stop()
+    if "error" in outcome:
+        raise outcome["error"]
+    yield {**counts(), "files": outcome["files"]}
 
 
 def copy_file(source: dict[str, Any], dest: dict[str, Any]) -> None:
@@ -198,6 +237,7 @@ class _Ops:
 OPS = _Ops(
     copy=copy,
     copy_file=copy_file,
+    copy_reporting=copy_reporting,
     exists=exists,
     expand=expand,
     files=files,

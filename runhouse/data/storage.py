@@ -159,6 +159,13 @@ class Storage(ABC):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 self.fs.get_file(self.join(path, rel), target)
 
+    def copy_within(
+        self, sources: list[str], targets: list[str], sizes: list[int] | None = None
+    ) -> None:
+        """Copy files inside this system, many at once (in a bucket, the service's own copy;
+        ``sizes``, when known, spare a system asking for them)."""
+        self.fs.copy(sources, targets)
+
     def rename(self, source: str, dest: str) -> None:
         """Move ``source`` to ``dest``, replacing it (a copy then a delete in a bucket)."""
         with self.errors(source):

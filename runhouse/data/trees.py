@@ -21,6 +21,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from runhouse.data.progress import Bar, fsspec_callback
 from runhouse.data.storage import PARTIAL, Storage
 from runhouse.exceptions import StorageError
 
@@ -68,10 +69,13 @@ def put_many(storage: Storage, folder: str, contents: dict[str, bytes], overwrit
         storage.write_bytes(targets[name], data)
 
 
-def copy_tree(src: Storage, src_path: str, dst: Storage, dst_path: str) -> dict[str, int]:
+def copy_tree(
+    src: Storage, src_path: str, dst: Storage, dst_path: str, progress: Bar | None = None
+) -> dict[str, int]:
     """Copy folder ``src_path`` of ``src`` to ``dst_path`` of ``dst`` (replacing it), through
     a temporary sibling renamed once every file is there with its size; a re-run after a
-    cut copies only what is missing. Returns the files copied and their sizes."""
+    cut copies only what is missing. Returns the files copied and their sizes; ``progress``
+    counts the bytes."""
     src_path, dst_path = src.normalize(src_path), dst.normalize(dst_path)
     wanted = sizes(src, src_path)
     if not wanted and not src.isdir(src_path):
@@ -81,10 +85,14 @@ def copy_tree(src: Storage, src_path: str, dst: Storage, dst_path: str) -> dict[
     temp = partial_path(dst_path, f"{src.url(src_path)}|{sorted(wanted.items())}")
     have = sizes(dst, temp)
     missing = [rel for rel, size in wanted.items() if have.get(rel) != size]
+    if progress is not None:
+        total = sum(wanted.values())
+        progress.begin(total, total - sum(wanted[rel] for rel in missing))
     for start in range(0, len(missing), BATCH):
         part = missing[start : start + BATCH]
         sources = [src.join(src_path, rel) for rel in part]
-        copy_files(src, sources, dst, [dst.join(temp, rel) for rel in part])
+        targets = [dst.join(temp, rel) for rel in part]
+        copy_files(src, sources, dst, targets, progress, [wanted[rel] for rel in part])
     check_same(wanted, sizes(dst, temp), dst.url(temp))
     if wanted:
         dst.rename(temp, dst_path)
@@ -93,25 +101,41 @@ def copy_tree(src: Storage, src_path: str, dst: Storage, dst_path: str) -> dict[
     return wanted
 
 
-def copy_files(src: Storage, sources: list[str], dst: Storage, targets: list[str]) -> None:
+def copy_files(
+    src: Storage,
+    sources: list[str],
+    dst: Storage,
+    targets: list[str],
+    progress: Bar | None = None,
+    file_sizes: list[int] | None = None,
+) -> None:
     """Copy files between systems: to or from this machine's disk many at once (the
     library moves them in parallel), inside one bucket service by its server-side copy,
-    between two services one by one through here."""
+    between two services one by one through here. ``progress`` counts the bytes (the
+    sources' ``file_sizes``, when known, count for files the library says nothing of)."""
     if not sources:
         return
+    known = dict(zip(sources, file_sizes or [], strict=False))
+    callback = fsspec_callback(progress, known) if progress is not None else None
+    extra = {"callback": callback} if callback is not None else {}
     with src.errors(sources[0]), dst.errors(targets[0]):
         if src.scheme == "file":
-            dst.fs.put(sources, targets)
+            dst.fs.put(sources, targets, **extra)
         elif dst.scheme == "file":
             for target in targets:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-            src.fs.get(sources, targets)
+            src.fs.get(sources, targets, **extra)
         elif server_side(src, dst):
-            dst.fs.copy(sources, targets)
+            dst.copy_within(sources, targets, file_sizes)
+            if progress is not None:
+                progress.advance(sum(known.values()))
         else:
             for source, target in zip(sources, targets, strict=True):
                 with src.fs.open(source, "rb") as reader, dst.fs.open(target, "wb") as writer:
-                    shutil.copyfileobj(reader, writer, CHUNK)
+                    while piece := reader.read(CHUNK):
+                        writer.write(piece)
+                        if progress is not None:
+                            progress.advance(len(piece))
 
 
 def server_side(src: Storage, dst: Storage) -> bool:

@@ -173,12 +173,14 @@ class Folder(OnASystem):
         system: Cluster | str,
         path: str | None = None,
         data_config: dict[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> Folder:
         """A copy of the folder on ``system`` (a cluster or its name, ``"here"``, ``"file"``,
         ``"s3"``, ``"gs"``, ``"azure"``) at ``path`` (default: the folder's name in the home
         folder there, or the current folder here; a bucket needs ``"bucket/prefix"``),
         replacing what is there. ``data_config`` defaults to this folder's for the same
-        kind of system."""
+        kind of system. A transfer of over a second shows a progress bar on stderr when it
+        is a terminal; ``progress=False`` hides it (default: the ``progress`` setting)."""
         target = as_system(system)
         if data_config is None and isinstance(target, str) and target == self.system:
             data_config = self.data_config
@@ -188,7 +190,7 @@ class Folder(OnASystem):
         dest = Folder(path=path, system=target, data_config=data_config)
         if _same_place(self, dest):
             raise ValueError(f"{self.place().url()} is already there: give another path")
-        copy(self.place(), dest.place())
+        copy(self.place(), dest.place(), progress)
         return dest
 
     def mv(
@@ -196,10 +198,12 @@ class Folder(OnASystem):
         system: Cluster | str,
         path: str | None = None,
         data_config: dict[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> Folder:
-        """Move the folder: copy it (as ``to``), check the copy has the same files and sizes,
-        then delete the source; ``self`` then points at the new place and is returned."""
-        dest = self.to(system, path, data_config)
+        """Move the folder: copy it (as ``to``, with its progress bar), check the copy has
+        the same files and sizes, then delete the source; ``self`` then points at the new
+        place and is returned."""
+        dest = self.to(system, path, data_config, progress)
         trees.check_same(self.sizes(), dest.sizes(), dest.place().url())
         self.rm()
         self.system, self.path, self.data_config = dest.system, dest.path, dest.data_config

@@ -156,9 +156,9 @@ def test_a_cut_upload_to_s3_never_looks_complete_and_a_rerun_finishes(
     copied: list[str] = []
     real = trees.copy_files
 
-    def record(src_: Any, sources: list[str], dst: Any, targets: list[str]) -> None:
+    def record(src_: Any, sources: list[str], *rest: Any) -> None:
         copied.extend(sources)
-        real(src_, sources, dst, targets)
+        real(src_, sources, *rest)
 
     monkeypatch.setattr(trees, "copy_files", record)
     src.to("s3", path=dest)

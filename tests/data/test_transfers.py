@@ -333,9 +333,9 @@ def test_a_cut_local_copy_resumes_with_the_missing_files(
     copied: list[str] = []
     real = trees.copy_files
 
-    def record(src: Any, sources: list[str], dst: Any, targets: list[str]) -> None:
+    def record(src: Any, sources: list[str], *rest: Any) -> None:
         copied.extend(sources)
-        real(src, sources, dst, targets)
+        real(src, sources, *rest)
 
     monkeypatch.setattr(trees, "copy_files", record)
     src.to("here", path=str(dest))

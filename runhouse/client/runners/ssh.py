@@ -20,10 +20,10 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from runhouse.client.runners.base import CommandRunner, Result
+from runhouse.client.runners.base import CommandRunner, Result, run_rsync
 from runhouse.exceptions import CommandError, ConfigError, SSHError
 
 CONNECT_TIMEOUT = 10
@@ -203,8 +203,17 @@ class SSHRunner(CommandRunner):
             return argv, None
         return ["sshpass", "-e", *argv], {**os.environ, "SSHPASS": secret}
 
-    def rsync(self, source: str, dest: str, up: bool = True, gitignore: bool = True) -> None:
-        """rsync over this host's SSH connection, honouring ``.gitignore`` by default."""
+    def rsync(
+        self,
+        source: str,
+        dest: str,
+        up: bool = True,
+        gitignore: bool = True,
+        progress: Callable[[int], None] | None = None,
+        compress: bool = True,
+    ) -> None:
+        """rsync over this host's SSH connection, honouring ``.gitignore`` by default;
+        ``progress`` gets the bytes sent so far; ``compress``: rsync's ``-z``."""
         shell = " ".join(shlex.quote(part) for part in ["ssh", *self.options()])
         src, dst = (source, f"{self.target}:{dest}") if up else (f"{self.target}:{source}", dest)
         if up and Path(source).expanduser().is_dir() and not source.endswith("/"):
@@ -213,16 +222,16 @@ class SSHRunner(CommandRunner):
             self._make_parent(dest)
         else:
             Path(dest).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        command = ["rsync", "-az", "-e", shell]
+        command = ["rsync", "-az" if compress else "-a", "-e", shell]
         if gitignore:
             command.append("--filter=:- .gitignore")
         argv, environ = self._with_password([*command, src, dst])
-        result = subprocess.run(argv, env=environ, capture_output=True, text=True)
-        refused = self.uses_password and result.returncode == 5  # sshpass: a wrong password
-        if refused or result.returncode == 255 or "Permission denied" in result.stderr:
-            raise ssh_error(self, result.stderr)
-        if result.returncode != 0:
-            raise CommandError("rsync " + " ".join([src, dst]), result.returncode, result.stderr)
+        returncode, _, stderr = run_rsync(argv, environ, progress)
+        refused = self.uses_password and returncode == 5  # sshpass: a wrong password
+        if refused or returncode == 255 or "Permission denied" in stderr:
+            raise ssh_error(self, stderr)
+        if returncode != 0:
+            raise CommandError("rsync " + " ".join([src, dst]), returncode, stderr)
 
     def _make_parent(self, dest: str) -> None:
         # rsync creates the destination itself but not the folders above it (--mkpath needs

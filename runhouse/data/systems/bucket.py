@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import IO, Any, ClassVar, Literal, cast
 
-from runhouse.data.storage import Storage, WriteGuard, _local_files
+from runhouse.data.storage import PARTIAL, Storage, WriteGuard, _local_files
 from runhouse.exceptions import StorageError
 
 Kind = Literal["bucket", "credentials", "denied", "unreachable"]
@@ -121,7 +122,12 @@ class BucketStorage(Storage):
         source, dest = self.normalize(source), self.normalize(dest)
         with self.errors(source):
             if self.fs.isdir(source):
-                names = self.files(source)
+                found = self.fs.find(source, detail=True)
+                sizes = {
+                    posixpath.relpath(self.normalize(path), source): int(info.get("size") or 0)
+                    for path, info in found.items()
+                }
+                names = sorted(name for name in sizes if PARTIAL not in name)
                 if self.fs.isdir(dest):
                     stale = sorted(set(self.files(dest)) - set(names))
                     if stale:
@@ -129,7 +135,8 @@ class BucketStorage(Storage):
                 elif self.fs.exists(dest):
                     self.fs.rm(dest)
                 sources = [self.join(source, name) for name in names]
-                self.fs.copy(sources, [self.join(dest, name) for name in names])
+                targets = [self.join(dest, name) for name in names]
+                self.copy_within(sources, targets, [sizes[name] for name in names])
                 self.fs.rm(source, recursive=True)
             else:
                 if self.fs.isdir(dest):

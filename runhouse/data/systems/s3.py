@@ -10,12 +10,20 @@ over them:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from runhouse.data.systems.bucket import BucketStorage, Kind
 
 # s3fs raises these as PermissionError; they mean the credentials, not the bucket's rules.
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+# Files (or server-side copies) in flight at once. s3fs's default is a eighth of the open
+# files limit (2,500 here): every file of a batch at once, queueing on aiobotocore's 10
+# pooled connections with each file read into memory. Measured against moto, 3,242 small
+# files: 13.2 s at the default, 7.6-8.2 s at 16 (boto3 in 16 threads: 9.6-10.0 s); four
+# files of 256 MiB and 45 of 1-16 MiB: 5.8 s, 5.0-5.4 s (boto3: 4.4-4.6 s).
+FILES_AT_ONCE = 16
+_ONE_REQUEST_COPY = 5 * 2**30  # CopyObject's limit; larger objects are copied in parts
 
 
 class S3Storage(BucketStorage):
@@ -38,7 +46,39 @@ class S3Storage(BucketStorage):
         # instance and no listings cache: credentials differ between storages, and other
         # processes (a cluster's daemon) write to the same buckets.
         options = {"skip_instance_cache": True, "use_listings_cache": False, **self.options}
-        return self.reuse(lambda: S3FileSystem(**options))
+
+        def make() -> Any:
+            fs = S3FileSystem(**options)
+            fs.batch_size = FILES_AT_ONCE  # fsspec's; s3fs hands unknown options to botocore
+            return fs
+
+        return self.reuse(make)
+
+    def copy_within(
+        self, sources: list[str], targets: list[str], sizes: list[int] | None = None
+    ) -> None:
+        """Server-side copies, ``FILES_AT_ONCE`` at a time: one CopyObject each when the size
+        is known (s3fs's own copy first asks each object's size, a second request per object:
+        a folder's rename took 16.5 s for 3,242 small objects instead of 10)."""
+        if sizes is None or len(sizes) != len(sources):
+            return super().copy_within(sources, targets, sizes)
+        from fsspec.asyn import sync
+
+        fs = self.fs
+
+        async def copy_all() -> None:
+            limit = asyncio.Semaphore(FILES_AT_ONCE)
+
+            async def one(source: str, target: str, size: int) -> None:
+                async with limit:
+                    if size < _ONE_REQUEST_COPY:
+                        await fs._copy_basic(source, target)
+                    else:
+                        await fs._cp_file(source, target)
+
+            await asyncio.gather(*map(one, sources, targets, sizes))
+
+        sync(fs.loop, copy_all)
 
     def classify(self, exc: BaseException) -> Kind | None:
         """botocore's and s3fs's errors, sorted."""

@@ -94,6 +94,16 @@ class _Guards:
     headers: list[tuple[bytes, bytes]]
     parser: Any
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Connected: admit the connection (or refuse it)."""
+        super().connection_made(transport)  # type: ignore[misc]
+        self._admit()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Disconnected."""
+        self._forget()
+        super().connection_lost(exc)  # type: ignore[misc]
+
     def _guards_init(self) -> None:
         self._trusted = self.limits.authorization is None
         self._head_timer: asyncio.TimerHandle | None = None
@@ -190,16 +200,6 @@ class GuardedHttpToolsProtocol(_Guards, HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Connected: admit the connection (or refuse it)."""
-        super().connection_made(transport)
-        self._admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Disconnected."""
-        self._forget()
-        super().connection_lost(exc)
-
     def data_received(self, data: bytes) -> None:
         """Bytes in: parsed, then checked if a request head is still incomplete."""
         super().data_received(data)
@@ -236,16 +236,6 @@ class GuardedH11Protocol(_Guards, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._guards_init()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Connected: admit the connection (or refuse it)."""
-        super().connection_made(transport)
-        self._admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Disconnected."""
-        self._forget()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Bytes in: a new request's head is checked; part of one starts its clock."""

@@ -28,21 +28,10 @@ from runhouse.data.storage import Storage, storage_for
 from runhouse.data.transfers import Place, copy, same_cluster
 from runhouse.exceptions import ResourceNotFoundError, RunhouseError
 from runhouse.resources.cluster import Cluster, as_cluster
-from runhouse.resources.resource import Resource
+from runhouse.resources.resource import Resource, looks_like_credential
 
 SCHEMES = ("file", "s3", "gs", "azure")
 _ALIASES = {"here": "file", "gcs": "gs", "abfs": "azure", "az": "azure"}
-# data_config keys holding these words are kept in memory only, never in a saved config.
-CREDENTIAL_WORDS = (
-    "key",
-    "secret",
-    "token",
-    "password",
-    "passwd",
-    "connection_string",
-    "credential",
-    "sas",
-)
 
 
 class OnASystem(Resource):
@@ -245,7 +234,7 @@ def public_options(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` without the keys (at any depth) that look like credentials."""
     kept: dict[str, Any] = {}
     for key, value in options.items():
-        if any(word in key.lower() for word in CREDENTIAL_WORDS):
+        if looks_like_credential(key):
             continue
         kept[key] = public_options(value) if isinstance(value, dict) else value
     return kept

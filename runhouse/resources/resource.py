@@ -193,8 +193,23 @@ def author() -> str:
         return "unknown"
 
 
-# Variable names that usually hold credentials: their values should not sit in a config.
-CREDENTIAL_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Names holding these words usually hold credentials: their values should not sit in a
+# config (env variables warn; storage options are kept out of saved configs).
+CREDENTIAL_WORDS = (
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "connection_string",
+    "credential",
+)
+
+
+def looks_like_credential(name: str) -> bool:
+    """Whether a variable or option name usually holds a credential (any case)."""
+    lowered = name.lower()
+    return any(word in lowered for word in CREDENTIAL_WORDS)
 
 
 def credential_names(config: Any) -> list[str]:
@@ -208,9 +223,7 @@ def credential_names(config: Any) -> list[str]:
         if isinstance(value, dict):
             variables = value.get("env_vars")
             if isinstance(variables, dict):
-                found.update(
-                    k for k in variables if any(word in k.upper() for word in CREDENTIAL_WORDS)
-                )
+                found.update(k for k in variables if looks_like_credential(k))
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)

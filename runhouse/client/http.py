@@ -107,14 +107,17 @@ class ClusterClient:
         seconds to wait for the answer to start (``TimeoutError`` past it)."""
         target = (path if _PLAIN.match(path) else quote(path)) + _query(params)
         conn, reused = self._acquire()
-        try:
-            raw = self._send(conn, method, target, body, content_type, timeout)
-        except (ConnectionError, HTTPException, OSError) as exc:
-            conn.close()
-            if timeout is not None and isinstance(exc, TimeoutError):
-                raise
-            if not reused or isinstance(exc, ConnectionRefusedError):
-                raise self._unreachable(exc) from exc
+        while True:
+            try:
+                raw = self._send(conn, method, target, body, content_type, timeout)
+            except (ConnectionError, HTTPException, OSError) as exc:
+                conn.close()
+                if timeout is not None and isinstance(exc, TimeoutError):
+                    raise
+                if not reused or isinstance(exc, ConnectionRefusedError):
+                    raise self._unreachable(exc) from exc
+            else:
+                return Response(self._release, conn, raw)
             # A pooled connection broke: closed while idle (the daemon never saw this request)
             # or during it. A call goes again with its run key and the instance it was meant
             # for, and the daemon refuses it if it saw it (or is another instance): at most once.
@@ -122,17 +125,9 @@ class ClusterClient:
                 resent = {**params, "instance": self.instance or "unknown"}
                 target = target.partition("?")[0] + _query(resent)
             try:
-                conn = self._connect()
+                conn, reused = self._connect(), False  # a fresh connection is tried only once
             except DaemonUnreachable as again:  # not before sending: the first try may have
                 raise self._unreachable(again.__cause__ or again) from again
-            try:
-                raw = self._send(conn, method, target, body, content_type, timeout)
-            except (ConnectionError, HTTPException, OSError) as again:
-                conn.close()
-                if timeout is not None and isinstance(again, TimeoutError):
-                    raise
-                raise self._unreachable(again) from again
-        return Response(self._release, conn, raw)
 
     def call(
         self,

@@ -52,6 +52,7 @@ class DaemonConnection:
         self._lock = threading.Lock()
         self._daemon: tuple[Any, Any] | None = None  # (pid, start time) of the daemon reached
         self._sent: Sent | None = None  # a dropped client's record, for the next client
+        self._instance: str | None = None  # the reached daemon's instance id, once asked
         _live_connections.add(self)
 
     def _host(self) -> DaemonHost:
@@ -147,8 +148,22 @@ class DaemonConnection:
             self._host().stop()
             self.client = self._start()
 
+    def instance(self) -> str | None:
+        """The instance id of the daemon this connection reaches now (asked once per
+        daemon); None when not connected: asking never starts a daemon."""
+        client = self.client
+        if client is None:
+            return None
+        if self._instance is None:
+            try:
+                self._instance = client.json("GET", "/_rh/health").get("instance")
+            except DaemonError:
+                return None
+        return self._instance
+
     def drop(self) -> None:
         """Forget the client (its pooled connections are closed); the next use reconnects."""
+        self._instance = None
         if self.client is not None:
             self._sent = self.client.sent  # what it sent goes on to the next daemon's client
             _forget_client(self.client)

@@ -69,15 +69,16 @@ class DaemonHost(ABC):
 
 
 class LocalHost(DaemonHost):
-    """The daemon on this machine, in the ``daemon_dir`` folder."""
+    """The daemon on this machine, in ``root`` (default: the ``daemon_dir`` folder)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.runner = LocalRunner()
+        self.root = root
 
     @property
     def files(self) -> local_daemon.DaemonFiles:
         """The local daemon's files."""
-        return local_daemon.files_for()
+        return local_daemon.files_for(self.root)
 
     def info(self) -> dict[str, Any] | None:
         """The local daemon's info, if it runs."""
@@ -108,6 +109,53 @@ class LocalHost(DaemonHost):
     def sync_workdir(self, root: Path) -> str:
         """A mirror of ``root`` in the daemon's folder."""
         return str(workdir.sync(root, self.files.root / "workdirs" / workdir.mirror_name(root)))
+
+
+class ReachedHost(DaemonHost):
+    """Another cluster's daemon as a worker reaches it: known by its address, token and
+    certificate only (nothing to start, stop or mirror from here)."""
+
+    def __init__(
+        self, address: str, info: dict[str, Any], token: str | None, cert: str | None
+    ) -> None:
+        self.address = address
+        self._info = info
+        self._token = token
+        self._cert = cert
+
+    def info(self) -> dict[str, Any] | None:
+        """The daemon's info as the client that handed it over saw it."""
+        return self._info
+
+    def start(self, port: int, how: Exposure) -> dict[str, Any]:
+        """Refused: only a client that has the cluster starts its daemon."""
+        raise DaemonError(self._only_reached("started"))
+
+    def stop(self) -> bool:
+        """Refused: only a client that has the cluster stops its daemon."""
+        raise DaemonError(self._only_reached("stopped"))
+
+    def token(self) -> str | None:
+        """The daemon's token, as handed over."""
+        return self._token
+
+    def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
+        """The daemon's address and port."""
+        return self.address, int(info["port"])
+
+    def certificate(self, info: dict[str, Any]) -> str | None:
+        """The daemon's certificate, as handed over (pinned)."""
+        return self._cert
+
+    def sync_workdir(self, root: Path) -> str:
+        """Refused: a daemon reached by address has no working dir mirrored from here."""
+        raise DaemonError(self._only_reached("sent a working dir"))
+
+    def _only_reached(self, what: str) -> str:
+        return (
+            f"The daemon at {self.address}:{self._info.get('port')} is reached by address "
+            f"only and cannot be {what} from here; do it from a client that has its cluster."
+        )
 
 
 class SSHHost(DaemonHost):

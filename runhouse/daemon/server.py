@@ -23,8 +23,8 @@ from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 from runhouse.daemon.tls import certificate
-from runhouse.data import remote_ops
 from runhouse.exceptions import ConfigError, DaemonError
+from runhouse.wire import home
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse.daemon")
@@ -100,8 +100,9 @@ def serve(
     port = sock.getsockname()[1]
     builder = EnvBuilder(root / "envs", root / "support")
     state = DaemonState(ProcessEngine(), token, port, builder, settings["worker_idle_timeout"])
-    # Workers inherit it: a folder on this cluster, unpickled in one, reads its own disk.
-    os.environ[remote_ops.INSTANCE_VARIABLE] = instance()
+    # Workers inherit these: a cluster object or a folder on this cluster, unpickled in one,
+    # reaches this daemon on this machine and reads its own disk.
+    home.mark(instance(), str(root))
     limits = guards.Limits(
         head_timeout=settings["request_head_timeout"],
         max_connections=guards.connection_cap(

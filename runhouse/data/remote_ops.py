@@ -17,14 +17,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from runhouse.data import progress, trees
+from runhouse.data import progress, tables, trees
 from runhouse.data.storage import Storage, storage_for
 from runhouse.exceptions import StorageError
+from runhouse.wire import home
 
 KEY = "_rh/data"  # the key the worker answers these calls under (no user key can be it)
-# Set by the daemon for its workers: a folder pickled with the same instance id is on the
-# cluster this code runs on, and reads its own disk (runhouse/resources/folder.py).
-INSTANCE_VARIABLE = "RUNHOUSE_DAEMON_INSTANCE"
 REPORT_EVERY = 0.25  # seconds between two reports of a copy's progress
 
 
@@ -34,7 +32,7 @@ def _disk() -> Storage:
 
 def instance() -> str | None:
     """The instance id of the daemon this worker belongs to."""
-    return os.environ.get(INSTANCE_VARIABLE)
+    return home.instance()
 
 
 def expand(path: str) -> str:
@@ -184,19 +182,55 @@ def copy_reporting(
     """``copy``, for a client that shows its progress: ``{"done", "total", "first"}`` (bytes)
     about every ``every`` seconds while it runs, and last the same with ``"files"``, the
     copy's result."""
+    return _reporting(lambda counter: copy(source, dest, counter), "files", every)
+
+
+def reaches(peer: dict[str, Any]) -> str | None:
+    """Whether this machine reaches the daemon described by ``peer`` (see
+    ``runhouse.data.peers``): None if it answers, else why not."""
+    from runhouse.data import peers  # client code: loaded only by workers that send
+
+    try:
+        peers.peer_files(peer).call("instance")
+    except Exception as exc:  # any failure means "not from here"; the client goes around
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def push(source: str, peer: dict[str, Any], dest: str, counter: progress.Bar | None = None) -> None:
+    """Send folder or file ``source`` on this machine to ``dest`` on another cluster,
+    straight to its daemon (``peer``: how to reach it, from ``peers.reach``)."""
+    from runhouse.data import peers
+
+    path = expand(source)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist; check the path")
+    peers.send(path, peer, dest, counter)
+
+
+def push_reporting(
+    source: str, peer: dict[str, Any], dest: str, every: float = REPORT_EVERY
+) -> Iterator[dict[str, Any]]:
+    """``push``, reporting its progress as ``copy_reporting`` does."""
+    return _reporting(lambda counter: push(source, peer, dest, counter), "pushed", every)
+
+
+def _reporting(
+    work: Callable[[progress.Bar], Any], result: str, every: float
+) -> Iterator[dict[str, Any]]:
     counter = progress.Bar()  # silent: it only counts
     outcome: dict[str, Any] = {}
 
-    def work() -> None:
+    def run() -> None:
         try:
-            outcome["files"] = copy(source, dest, counter)
+            outcome["value"] = work(counter)
         except BaseException as exc:
             outcome["error"] = exc
 
     def counts() -> dict[str, Any]:
         return {"done": counter.done, "total": counter.total, "first": counter.first}
 
-    thread = threading.Thread(target=work, name="rh-data-copy", daemon=True)
+    thread = threading.Thread(target=run, name="rh-data-copy", daemon=True)
     thread.start()
     try:
         while True:
@@ -210,7 +244,7 @@ def copy_reporting(
         counter.stop()
     if "error" in outcome:
         raise outcome["error"]
-    yield {**counts(), "files": outcome["files"]}
+    yield {**counts(), result: outcome["value"]}
 
 
 def copy_file(source: dict[str, Any], dest: dict[str, Any]) -> None:
@@ -221,6 +255,38 @@ def copy_file(source: dict[str, Any], dest: dict[str, Any]) -> None:
     src_file, dst_file = src.normalize(source["path"]), dst.normalize(dest["path"])
     with dst.staged(dst_file) as temporary:
         trees.copy_file(src, src_file, dst, temporary)
+
+
+def table_rows(path: str) -> int:
+    """The number of rows of the table at ``path`` (from the parquet footers)."""
+    return int(tables.open_dataset(_disk(), path).count_rows())
+
+
+def table_columns(path: str) -> list[str]:
+    """The column names of the table at ``path``."""
+    return list(tables.open_dataset(_disk(), path).schema.names)
+
+
+def table_fetch(path: str, columns: list[str] | None, filter: Any) -> Any:
+    """The table at ``path`` (its ``columns``, the rows ``filter`` keeps) as a pyarrow
+    Table, for a client elsewhere."""
+    dataset = tables.open_dataset(_disk(), path)
+    cols = tables.check_columns(dataset, columns)
+    return dataset.to_table(columns=cols, filter=tables.as_filter(filter))
+
+
+def table_stream(path: str, options: dict[str, Any]) -> Iterator[Any]:
+    """The table at ``path`` batch by batch (pyarrow record batches), sent to the client
+    as they are read (``options``: as ``Table.stream`` takes them, but the format)."""
+    dataset = tables.open_dataset(_disk(), path)
+    yield from tables.stream(
+        dataset,
+        options["batch_size"],
+        options.get("columns"),
+        options.get("shuffle_seed"),
+        options.get("drop_last", False),
+        options.get("shuffle_buffer"),
+    )
 
 
 class _Ops:
@@ -246,13 +312,20 @@ OPS = _Ops(
     ls=ls,
     mkdir=mkdir,
     pack=pack,
+    push=push,
+    push_reporting=push_reporting,
     put=put,
     read=read,
+    reaches=reaches,
     read_range=read_range,
     rename=rename,
     rm=rm,
     size=size,
     sizes=sizes,
+    table_columns=table_columns,
+    table_fetch=table_fetch,
+    table_rows=table_rows,
+    table_stream=table_stream,
     unpack=unpack,
     write=write,
     write_at=write_at,

@@ -9,7 +9,8 @@
 | here <-> bucket, file <-> file | the storage interface, from here, many files at once       |
 | bucket -> same service        | the service's server-side copy (else through here)        |
 | cluster -> same cluster       | a copy on the cluster                                     |
-| cluster -> other cluster      | through here, said in a log line (daemon to daemon: later) |
+| cluster -> other cluster      | daemon to daemon when the source reaches the destination's |
+|                               | daemon (``runhouse.data.peers``); else through here, logged |
 
 Every path writes into a temporary sibling of the destination (``trees.partial_path``: the
 same name on every try, so a re-run resumes it) and renames it at the end, once what
@@ -23,10 +24,8 @@ daemon, and for a copy the cluster makes itself, the counts its worker streams b
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from runhouse.data import trees
 from runhouse.data.cluster_files import ClusterFiles
+from runhouse.data.peers import reach
 from runhouse.data.progress import Bar, bar
 from runhouse.data.storage import Storage, storage_for
-from runhouse.exceptions import StorageError
+from runhouse.data.through_daemon import http_download, http_upload
 
 if TYPE_CHECKING:
     from runhouse.resources.cluster import Cluster
@@ -86,7 +86,7 @@ def copy(src: Place, dst: Place, progress: bool | None = None) -> None:
     a progress bar on a terminal (``progress=False``: none; None: the ``progress`` setting)."""
     a, b = src.cluster, dst.cluster
     if a is not None and b is not None and not same_cluster(a, b):
-        return _through_here(src, dst, progress)
+        return between_clusters(src, dst, progress)
     with bar(f"{src.url()} -> {dst.url()}", progress) as shown:
         if a is None and b is None:
             source, target = src.storage(), dst.storage()
@@ -111,14 +111,49 @@ def copy(src: Place, dst: Place, progress: bool | None = None) -> None:
 def cluster_copy(files: ClusterFiles, src: Place, dst: Place, shown: Bar | None = None) -> None:
     """Have the cluster of ``files`` copy ``src`` to ``dst`` itself; a bar that draws is fed
     the counts its worker streams back while it copies."""
+    on_cluster(files, "copy", (src.spec(), dst.spec()), shown)
+
+
+def on_cluster(files: ClusterFiles, op: str, args: tuple[Any, ...], shown: Bar | None) -> None:
+    """Run data operation ``op`` on the cluster of ``files``; for a bar that draws, its
+    ``<op>_reporting`` form, whose counts feed the bar."""
     if shown is None or shown.stream is None:
-        files.call("copy", src.spec(), dst.spec())
+        files.call(op, *args)
         return
-    for report in files.stream("copy_reporting", src.spec(), dst.spec()):
+    for report in files.stream(f"{op}_reporting", *args):
         if report.get("total") is not None and shown.total is None:
             shown.begin(report["total"], report["first"])
         if "done" in report:
             shown.reach(report["done"])
+
+
+def between_clusters(src: Place, dst: Place, progress: bool | None = None) -> None:
+    """Copy a folder from one cluster to another: daemon to daemon when the source reaches
+    the destination's daemon, else through this machine."""
+    peer = direct_path(src, dst)
+    if peer is None:
+        _through_here(src, dst, progress)
+        return
+    assert src.cluster is not None
+    with bar(f"{src.url()} -> {dst.url()}", progress) as shown:
+        on_cluster(ClusterFiles(src.cluster), "push", (src.path, peer, dst.path), shown)
+
+
+def direct_path(src: Place, dst: Place) -> dict[str, Any] | None:
+    """How the source cluster's worker sends straight to the destination cluster's daemon
+    (``runhouse.data.peers``), or None, said in a log line, when the copy must go through
+    this machine."""
+    a, b = src.cluster, dst.cluster
+    assert a is not None and b is not None
+    ClusterFiles(b).expand(dst.path)  # the destination's daemon runs (started if allowed)
+    peer = reach(a, b)
+    why = "the source cannot reach the destination's daemon directly"
+    if peer is not None:
+        why = ClusterFiles(a).call("reaches", peer) or ""
+    if not why:
+        return peer
+    log.info("Copying %s to %s through this machine (%s).", src.url(), dst.url(), why)
+    return None
 
 
 def same_cluster(a: Cluster, b: Cluster) -> bool:
@@ -193,85 +228,7 @@ def _check_or_drop(wanted: dict[str, int], files: Storage | ClusterFiles, temp: 
         raise
 
 
-def http_upload(files: ClusterFiles, local_dir: str, dest: str, shown: Bar | None = None) -> None:
-    """Send local folder ``local_dir`` to absolute path ``dest`` on the cluster as a tar in
-    parts through its daemon, resuming a tar a cut run left there; the cluster checks it,
-    unpacks it into a temporary sibling and renames that."""
-    shown = shown or Bar()
-    entries = trees.manifest(local_dir)
-    source_id = hashlib.sha256(f"{local_dir}\0{entries}".encode()).hexdigest()
-    remote_tar = trees.partial_path(dest, source_id) + ".tar"
-    have = int(files.call("size", remote_tar))
-    size = trees.tar_size(entries)
-    if have > size:
-        have = 0
-    shown.begin(size, have)
-    digest = hashlib.sha256()
-    position = 0
-    pending = bytearray()
-    pending_at = have
-    for piece in trees.tar_stream(local_dir, entries):
-        digest.update(piece)
-        start, position = position, position + len(piece)
-        if position <= have:
-            continue  # the cluster has this part from an earlier run
-        pending += piece[max(0, have - start) :]
-        if len(pending) >= trees.CHUNK:
-            files.call("write_at", remote_tar, pending_at, bytes(pending))
-            pending_at += len(pending)
-            shown.reach(pending_at)
-            pending.clear()
-    if pending:
-        files.call("write_at", remote_tar, pending_at, bytes(pending))
-        shown.reach(pending_at + len(pending))
-    files.call("unpack", remote_tar, dest, digest.hexdigest())
-
-
-def http_download(
-    files: ClusterFiles, source: str, local_dest: str, shown: Bar | None = None
-) -> None:
-    """Fetch folder ``source`` (an absolute path on the cluster) as a tar in parts through
-    the daemon, resuming a tar a cut run left here; check it, unpack it into a temporary
-    sibling of ``local_dest`` and rename that."""
-    shown = shown or Bar()
-    packed = files.call("pack", source)
-    local = storage_for("file")
-    local_dest = local.normalize(local_dest)
-    temp = trees.partial_path(local_dest, packed["sha256"])
-    local_tar = temp + ".tar"
-    os.makedirs(os.path.dirname(local_tar), exist_ok=True)
-    have = os.path.getsize(local_tar) if os.path.exists(local_tar) else 0
-    with open(local_tar, "r+b" if have else "wb") as f:
-        f.seek(have)
-        f.truncate()
-        shown.begin(packed["size"], have)
-        while have < packed["size"]:
-            part = files.call("read_range", packed["tar"], have, trees.CHUNK)
-            if not part:
-                break
-            f.write(part)
-            have += len(part)
-            shown.reach(have)
-    if trees.file_sha256(local_tar) != packed["sha256"]:
-        os.remove(local_tar)
-        raise StorageError(
-            "file", local_dest, f"{files.url(source)} arrived damaged; run the transfer again"
-        )
-    if os.path.exists(temp):
-        shutil.rmtree(temp)
-    trees.unpack_tar(local_tar, temp)
-    local.rename(temp, local_dest)
-    os.remove(local_tar)
-    files.rm(packed["tar"])
-
-
 def _through_here(src: Place, dst: Place, progress: bool | None) -> None:
-    log.info(
-        "Copying %s to %s through this machine (cluster-to-cluster transfers between "
-        "daemons are not built yet).",
-        src.url(),
-        dst.url(),
-    )
     with tempfile.TemporaryDirectory(prefix="rh-transfer-") as folder:
         here = Place("file", os.path.join(folder, "data"))
         copy(src, here, progress)

@@ -13,20 +13,18 @@ A file holds a pickle of its data (cloudpickle), or the raw bytes when the data 
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import secrets
 from typing import Any
 
 from runhouse.data import remote_ops
 from runhouse.data.cluster_files import ClusterFiles
-from runhouse.data.transfers import Place, same_cluster
+from runhouse.data.transfers import Place, direct_path, same_cluster
 from runhouse.resources.cluster import Cluster, as_cluster
 from runhouse.resources.folder import SCHEMES, OnASystem, as_path, as_system
 from runhouse.resources.resource import Resource
 from runhouse.wire.serialization import dumps, loads
 
-log = logging.getLogger("runhouse")
 SERIALIZERS = ("pickle", "bytes")
 
 
@@ -168,9 +166,9 @@ def _copy_file(src: Place, dst: Place) -> None:
         ClusterFiles(a).call("copy_file", src.spec(), dst.spec())  # the cluster uploads it
     elif b is not None and a is None and src.system != "file":
         ClusterFiles(b).call("copy_file", src.spec(), dst.spec())  # the cluster fetches it
-    else:  # here <-> a cluster, or two clusters: one file through here
-        if a is not None and b is not None:
-            log.info("Copying %s to %s through this machine.", src.url(), dst.url())
+    elif a is not None and b is not None and (peer := direct_path(src, dst)) is not None:
+        ClusterFiles(a).call("push", src.path, peer, dst.path)  # daemon to daemon
+    else:  # here <-> a cluster, or two clusters that do not reach each other: through here
         dst.files().write_bytes(dst.path, src.files().read_bytes(src.path))
 
 

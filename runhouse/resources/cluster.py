@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any, Literal, overload
 
 from runhouse.client import local_daemon
@@ -24,6 +25,7 @@ from runhouse.resources.cluster_calls import BASE_ENV, ClusterCalls
 from runhouse.resources.env import Env, as_env
 from runhouse.resources.package import Package
 from runhouse.resources.resource import Resource, build
+from runhouse.wire import home
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse")
@@ -140,15 +142,19 @@ class Cluster(ClusterCalls, Resource):
         return super()._loadable_by_address()
 
     def __getstate__(self) -> dict[str, Any]:
-        # A cluster travels (inside a function sent elsewhere) without its live connections.
+        # A cluster travels (inside a function sent elsewhere) without its live connections,
+        # but with the id of the daemon it reached (see runhouse/wire/home.py).
         state = self.__dict__.copy()
         state["_daemon_host"] = None
+        state["_instance"] = self._connection.instance() or self.__dict__.get("_instance")
         del state["_connection"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._connection = DaemonConnection(self)
+        if home.is_home(state.get("_instance")):  # in a worker of this cluster's own daemon
+            self._daemon_host = LocalHost(Path(home.daemon_dir() or "."))
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ at the end, and nothing at the source is deleted except by ``rm`` and ``mv``.
 
 A folder passed to a function on the cluster it lives on reads that cluster's disk there:
 when pickled, it records its cluster's daemon instance id (asked of the daemon), and a
-worker compares it with its own daemon's (the ``RUNHOUSE_DAEMON_INSTANCE`` variable the
-daemon gives its workers); the same id means "this cluster", so ``file`` is used.
+worker compares it with its own daemon's (``runhouse/wire/home.py``); the same id means
+"this cluster", so ``file`` is used.
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ import posixpath
 import secrets
 from typing import IO, Any
 
-from runhouse.data import remote_ops, trees
+from runhouse.data import trees
 from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.storage import Storage, storage_for
 from runhouse.data.transfers import Place, copy, same_cluster
 from runhouse.exceptions import ResourceNotFoundError, RunhouseError
 from runhouse.resources.cluster import Cluster, as_cluster
 from runhouse.resources.resource import Resource, looks_like_credential
+from runhouse.wire import home
 
 SCHEMES = ("file", "s3", "gs", "azure")
 _ALIASES = {"here": "file", "gcs": "gs", "abfs": "azure", "az": "azure"}
@@ -60,12 +61,11 @@ class OnASystem(Resource):
         return Place(system, self.path, self.data_config)
 
     def _on_this_cluster(self) -> bool:
-        mine = os.environ.get(remote_ops.INSTANCE_VARIABLE)
-        return mine is not None and self._instance == mine
+        return home.is_home(self._instance)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        if isinstance(self.system, Cluster) and not os.environ.get(remote_ops.INSTANCE_VARIABLE):
+        if isinstance(self.system, Cluster) and home.instance() is None:
             state["_instance"] = _instance_of(self.system)
         return state
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from runhouse.data import tables, transfers
+from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.storage import Storage, storage_for
 from runhouse.exceptions import ResourceNotFoundError
 from runhouse.resources.cluster import Cluster
@@ -71,8 +72,8 @@ class Table(OnASystem):
         if place.cluster is not None:
             raise ValueError(
                 f"{self!r} is on cluster {place.cluster.rns_address or place.cluster}'s disk: "
-                "read it there (pass it to a function on that cluster, where it reads its own "
-                "disk) or bring it here first: t.to('here')"
+                "its files are reached there (pass it to a function on that cluster, where "
+                "it reads its own disk) or here after t.to('here')"
             )
         assert isinstance(place.system, str)
         if self._storage is None or self._storage[0] != place.system:
@@ -129,18 +130,32 @@ class Table(OnASystem):
         a ``pyarrow.Table``. ``filter`` is a pyarrow compute expression
         (``pc.field("x") > 1``) or pyarrow's ``filters`` list (``[("region", "==", "eu")]``);
         partitions it rules out are not read."""
+        there = self._on_cluster()
+        if there is not None:  # read by the cluster's worker, the result sent here
+            return there.call("table_fetch", self.path, _listed(columns), filter)
         dataset = self.dataset()
         cols = tables.check_columns(dataset, columns)
         return dataset.to_table(columns=cols, filter=tables.as_filter(filter))
 
     def __len__(self) -> int:
         """The number of rows, from the parquet files' footers (no data is read)."""
+        there = self._on_cluster()
+        if there is not None:
+            return int(there.call("table_rows", self.path))
         return int(self.dataset().count_rows())
 
     @property
     def columns(self) -> list[str]:
         """The column names, partition columns included, in the order written."""
+        there = self._on_cluster()
+        if there is not None:
+            return list(there.call("table_columns", self.path))
         return list(self.dataset().schema.names)
+
+    def _on_cluster(self) -> ClusterFiles | None:
+        # A table on another cluster's disk is read by that cluster's worker.
+        cluster = self.place().cluster
+        return ClusterFiles(cluster) if cluster is not None else None
 
     def stream(
         self,
@@ -160,10 +175,20 @@ class Table(OnASystem):
         order and the rows shuffled within a buffer of ``shuffle_buffer`` rows (default 4
         batches, at least 10,000), so the order is as random as that buffer allows."""
         convert = tables.converter(format)  # a missing library is said here, not mid-loop
-        dataset = self.dataset()
-        batches = tables.stream(
-            dataset, batch_size, columns, shuffle_seed, drop_last, shuffle_buffer
-        )
+        there = self._on_cluster()
+        if there is not None:  # the cluster's worker reads it; batches arrive as they go
+            options = {
+                "batch_size": batch_size,
+                "columns": _listed(columns),
+                "shuffle_seed": shuffle_seed,
+                "drop_last": drop_last,
+                "shuffle_buffer": shuffle_buffer,
+            }
+            batches = there.stream("table_stream", self.path, options)
+        else:
+            batches = tables.stream(
+                self.dataset(), batch_size, columns, shuffle_seed, drop_last, shuffle_buffer
+            )
         return (convert(batch) for batch in batches)
 
     # -- moving ---------------------------------------------------------------------------
@@ -220,6 +245,10 @@ def table(
     if name is not None and only_name and partition_cols is None:
         return Table.from_name(name)
     return Table(name, path, system, data_config, partition_cols, data)
+
+
+def _listed(columns: Sequence[str] | None) -> list[str] | None:
+    return list(columns) if columns is not None else None
 
 
 def _system(system: Any) -> str | Cluster:

@@ -80,3 +80,15 @@ def test_a_file_passed_to_its_cluster_reads_its_disk(cluster: rh.Cluster) -> Non
     f = rh.file(data={"k": 1}, path=f"~/rh-test-{secrets.token_hex(4)}", system=cluster).write()
     assert rh.function(fetch_inside).to(cluster)(f) == (True, {"k": 1})
     f.rm()
+
+
+def fetch_blob_inside(b: rh.Blob) -> tuple[object, object]:
+    """Runs in a worker: the blob's cluster is this worker's own, reached on this machine."""
+    return type(b.system.daemon_host).__name__ if b.system else None, b.fetch()
+
+
+def test_a_blob_passed_to_its_cluster_fetches_there(cluster: rh.Cluster) -> None:
+    b = rh.blob(data={"weights": [4, 5]}).to(cluster)
+    host, value = rh.function(fetch_blob_inside).to(cluster)(b)
+    assert (host, value) == ("LocalHost", {"weights": [4, 5]})
+    b.rm()

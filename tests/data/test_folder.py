@@ -15,6 +15,7 @@ import pytest
 import runhouse as rh
 from runhouse.data import remote_ops
 from runhouse.data.storage import PARTIAL
+from runhouse.wire import home
 
 
 def on_cluster(cluster: rh.Cluster) -> rh.Folder:
@@ -189,7 +190,7 @@ def test_a_folder_of_another_daemon_is_not_taken_for_this_one(
     cluster: rh.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f = on_cluster(cluster)
-    monkeypatch.setenv(remote_ops.INSTANCE_VARIABLE, "some-other-daemon")
+    monkeypatch.setenv(home.INSTANCE_VARIABLE, "some-other-daemon")
     f._instance = "the-clusters-daemon"
     assert not f._on_this_cluster()
     f._instance = "some-other-daemon"

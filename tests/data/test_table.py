@@ -4,6 +4,7 @@ seeded shuffles, atomic writes, save/load, copies between systems, flat memory."
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import subprocess
 import sys
@@ -453,8 +454,8 @@ def test_to_a_cluster_and_read_there(local_cluster: Any, data_dir: Path) -> None
     t = written(data_dir)
     on_c = t.to(local_cluster, path=str(data_dir / "on-cluster"))
     assert isinstance(on_c.system, rh.Cluster) and on_c.exists_in_system()
-    with pytest.raises(ValueError, match="read it there"):
-        len(on_c)
+    with pytest.raises(ValueError, match="reached there"):
+        on_c.dataset()  # its files are the cluster's: the verbs below read them there
     here, rows, columns, first = rh.function(inside).to(local_cluster)(on_c)
     assert (here, rows, columns) == (True, ROWS, ["region", "i", "f", "s"])
     assert len(first) == 4
@@ -462,6 +463,27 @@ def test_to_a_cluster_and_read_there(local_cluster: Any, data_dir: Path) -> None
     assert back.fetch().sort_by("i").equals(t.fetch().sort_by("i"))
     with pytest.raises(FileExistsError):
         t.to(local_cluster, path=on_c.path)
+
+
+def test_a_table_on_a_cluster_is_read_from_here(cluster: rh.Cluster, data_dir: Path) -> None:
+    on_c = written(data_dir).to(cluster, path=f"~/rh-test-table-{secrets.token_hex(4)}")
+    if cluster.ips:  # the SSH test host's runhouse has no table extra: the cluster says so
+        with pytest.raises(ImportError, match=r"pip install 'runhouse\[table\]'"):
+            len(on_c)
+        on_c.rm()
+        return
+    assert len(on_c) == ROWS and on_c.columns == ["region", "i", "f", "s"]
+    eu = on_c.fetch(columns=["i"], filter=[("region", "==", "eu")])
+    assert eu.column_names == ["i"] and sorted(eu["i"].to_pylist()) == list(range(0, ROWS, 4))
+    batches = list(on_c.stream(batch_size=300, format="pandas", shuffle_seed=1))
+    assert [len(b) for b in batches] == [300, 300, 300, 100]
+    streamed = sorted(i for b in batches for i in b["i"].tolist())
+    assert streamed == list(range(ROWS))
+    with pytest.raises(ValueError, match=r"'nope'.*not in the table"):
+        on_c.fetch(columns=["nope"])
+    on_c.rm()
+    with pytest.raises(FileNotFoundError, match="no table there"):
+        len(on_c)
 
 
 def test_write_straight_to_a_cluster(local_cluster: Any, data_dir: Path) -> None:

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 import runhouse as rh
-from runhouse.data import transfers, trees
+from runhouse.client.hosts import free_port
+from runhouse.data import through_daemon, transfers, trees
 from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.storage import PARTIAL
+from runhouse.resources import blob as blob_module
 
 FILES = {
     "a.txt": b"alpha",
@@ -116,19 +118,75 @@ def test_a_copy_on_the_same_cluster_stays_there(cluster: rh.Cluster, work: Path)
     again.rm()
 
 
-def test_cluster_to_another_cluster_goes_through_here_and_says_so(
+def test_cluster_to_another_cluster_goes_daemon_to_daemon(
     cluster: rh.Cluster, work: Path, caplog: pytest.LogCaptureFixture, monkeypatch: Any
 ) -> None:
     on_c = source(work / "src").to(cluster, path=remote_path())
     local = rh.cluster(name="local")
     if not cluster.ips:  # only one local daemon runs here: take it for another cluster
         monkeypatch.setattr(transfers, "same_cluster", lambda a, b: False)
+    asked: list[str] = []
+    real = ClusterFiles.call
+
+    def record(self: ClusterFiles, op: str, *args: Any) -> Any:
+        asked.append(op)
+        return real(self, op, *args)
+
+    monkeypatch.setattr(ClusterFiles, "call", record)
     with caplog.at_level(logging.INFO, logger="runhouse"):
         other = on_c.to(local, path=remote_path())
-    assert "through this machine" in caplog.text and "not built yet" in caplog.text
+    assert "through this machine" not in caplog.text
+    # What this client asked of the clusters: where the destination is, whether the source
+    # reaches it, and to send; no byte of the folder came here.
+    assert set(asked) <= {"expand", "reaches", "push", "push_reporting"}, asked
+    assert "push" in asked or "push_reporting" in asked
+    monkeypatch.setattr(ClusterFiles, "call", real)
+    assert contents(other) == FILES
+    assert contents(on_c) == FILES  # the source is untouched
+    on_c.rm()
+    other.rm()
+
+
+def test_cluster_to_an_unreachable_cluster_goes_through_here_and_says_so(
+    cluster: rh.Cluster, work: Path, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    on_c = source(work / "src").to(cluster, path=remote_path())
+    local = rh.cluster(name="local")
+    if not cluster.ips:
+        monkeypatch.setattr(transfers, "same_cluster", lambda a, b: False)
+    # A destination whose daemon the source cannot reach: an address nothing listens on.
+    unreachable = {"address": "127.0.0.1", "info": {"port": free_port()}, "token": "x"}
+    peer = {**unreachable, "certificate": None, "name": "nowhere"}
+    monkeypatch.setattr(transfers, "reach", lambda a, b: peer)
+    with caplog.at_level(logging.INFO, logger="runhouse"):
+        other = on_c.to(local, path=remote_path())
+    assert "through this machine" in caplog.text and "DaemonUnreachable" in caplog.text
     assert contents(other) == FILES
     on_c.rm()
     other.rm()
+
+
+def test_a_file_goes_from_cluster_to_cluster(
+    cluster: rh.Cluster, tmp_path: Path, monkeypatch: Any
+) -> None:
+    if not cluster.ips:  # only one local daemon runs here: take it for another cluster
+        monkeypatch.setattr(transfers, "same_cluster", lambda a, b: False)
+        monkeypatch.setattr(blob_module, "same_cluster", lambda a, b: False)
+    f = rh.file(data=list(range(1000)), path=remote_path(), system=cluster).write()
+    dest = str(tmp_path / "copy.pkl")
+    asked: list[str] = []
+    real = ClusterFiles.call
+
+    def record(self: ClusterFiles, op: str, *args: Any) -> Any:
+        asked.append(op)
+        return real(self, op, *args)
+
+    monkeypatch.setattr(ClusterFiles, "call", record)
+    copied = f.to(rh.cluster(name="local"), path=dest)
+    assert set(asked) == {"expand", "reaches", "push"}, asked  # no read, no write from here
+    monkeypatch.setattr(ClusterFiles, "call", real)
+    assert copied.fetch() == list(range(1000)) and f.fetch() == list(range(1000))
+    f.rm()
 
 
 def test_mv_deletes_the_source_after_the_copy_is_checked(cluster: rh.Cluster, work: Path) -> None:
@@ -164,10 +222,10 @@ def test_streamed_through_the_daemon_both_ways(
     src = source(work / "src")
     disk = ClusterFiles(cluster)
     dest = disk.expand(remote_path())
-    transfers.http_upload(disk, src.path, dest)
+    through_daemon.http_upload(disk, src.path, dest)
     on_c = rh.folder(path=dest, system=cluster)
     assert contents(on_c) == FILES
-    transfers.http_download(disk, dest, str(work / "back"))
+    through_daemon.http_download(disk, dest, str(work / "back"))
     assert contents(rh.folder(path=str(work / "back"))) == FILES
     assert sorted(os.listdir(work)) == ["back", "src"]  # no tar or temporary left here
     on_c.rm()
@@ -186,7 +244,7 @@ def test_each_cluster_kind_takes_its_path(cluster: rh.Cluster) -> None:
 CUT = """
 import sys, threading
 import runhouse as rh
-from runhouse.data import transfers, trees
+from runhouse.data import through_daemon, transfers, trees
 from runhouse.data.cluster_files import ClusterFiles
 
 def cut(*args, **kwargs):
@@ -280,7 +338,7 @@ def test_a_stream_cut_mid_file_resumes_where_it_stopped(
                     cut()
             return real(self, op, *args)
         ClusterFiles.call = call
-        transfers.http_upload(ClusterFiles(cluster), {src.path!r}, {dest!r})
+        through_daemon.http_upload(ClusterFiles(cluster), {src.path!r}, {dest!r})
         """,
         cluster,
     )
@@ -295,7 +353,7 @@ def test_a_stream_cut_mid_file_resumes_where_it_stopped(
         return real(self, op, *args)
 
     monkeypatch.setattr(ClusterFiles, "call", record)
-    transfers.http_upload(ClusterFiles(cluster), src.path, dest)
+    through_daemon.http_upload(ClusterFiles(cluster), src.path, dest)
     # Two parts (of 4096 bytes or a little more) had arrived: the re-run sends the rest.
     assert 2 * 4096 <= offsets[0] < trees.tar_size(trees.manifest(src.path)) - 4096
     assert contents(on_c) == FILES

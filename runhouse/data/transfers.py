@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from runhouse.data.peers import reach
 from runhouse.data.progress import Bar, bar
 from runhouse.data.storage import Storage, storage_for
 from runhouse.data.through_daemon import http_download, http_upload
+from runhouse.exceptions import CommandError, SSHError
 
 if TYPE_CHECKING:
     from runhouse.resources.cluster import Cluster
@@ -182,9 +184,10 @@ def upload(local_dir: str, cluster: Cluster, path: str, shown: Bar | None = None
     temp = trees.partial_path(dest, local_dir)
     wanted = trees.sizes(storage_for("file"), local_dir)
     shown.begin(sum(wanted.values()))
-    cluster.runner.rsync(
-        local_dir, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
-    )
+    with _cut_says_rerun(files.url(dest)):
+        cluster.runner.rsync(
+            local_dir, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
+        )
     _check_or_drop(wanted, files, temp)
     files.rename(temp, dest)
 
@@ -205,11 +208,26 @@ def download(cluster: Cluster, path: str, local_dest: str, shown: Bar | None = N
     temp = trees.partial_path(local_dest, files.url(source))
     wanted = files.sizes(source)
     shown.begin(sum(wanted.values()))
-    cluster.runner.rsync(
-        f"{source}/", temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
-    )
+    with _cut_says_rerun(local_dest):
+        cluster.runner.rsync(
+            f"{source}/", temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
+        )
     _check_or_drop(wanted, local, temp)
     local.rename(temp, local_dest)
+
+
+@contextmanager
+def _cut_says_rerun(dest: str) -> Iterator[None]:
+    # rsync failing midway (the connection died, say): the same error, saying what to do.
+    try:
+        yield
+    except (SSHError, CommandError) as exc:
+        exc.args = (
+            f"{exc.args[0] if exc.args else exc}\nThe copy to {dest} was cut; what arrived "
+            "is kept aside (not at the destination): run the same transfer again to finish it.",
+            *exc.args[1:],
+        )
+        raise
 
 
 def _fed(shown: Bar) -> Callable[[int], None] | None:

@@ -399,3 +399,53 @@ def test_a_cut_local_copy_resumes_with_the_missing_files(
     src.to("here", path=str(dest))
     assert len(copied) == len(FILES) - 2  # the two files that arrived are not sent again
     assert contents(rh.folder(path=str(dest))) == FILES
+
+
+def _master_pid(runner: Any) -> int:
+    """The PID of the SSH control connection (``ssh -O check`` says it)."""
+    check = subprocess.run(
+        ["ssh", *runner.options(), "-O", "check", runner.target], capture_output=True, text=True
+    )
+    return int(check.stderr.split("pid=")[1].split(")")[0])
+
+
+def test_an_upload_whose_ssh_connection_dies_midway_is_finished_by_a_rerun(
+    ssh_cluster: rh.Cluster, work: Path, monkeypatch: Any
+) -> None:
+    import io
+
+    from runhouse.client.runners import ssh as ssh_runner
+    from runhouse.data import progress
+
+    big = {"big.bin": os.urandom(24 << 20), "small.txt": b"small"}
+    src = source(work / "src", big)
+    dest = remote_path()
+    real = ssh_runner.run_rsync
+    killed: list[int] = []
+
+    def slow_then_cut(argv: list[str], env: Any, fed: Any) -> Any:
+        at = argv.index("rsync") + 1
+        argv = [*argv[:at], "--bwlimit=4096", *argv[at:]]  # 4 MiB/s: still sending when cut
+
+        def count(done: int) -> None:
+            if done > 0 and not killed:  # bytes of the big file are on their way
+                killed.append(_master_pid(ssh_cluster.runner))
+                os.kill(killed[0], signal.SIGKILL)  # the SSH connection (and its tunnels) dies
+            fed(done)
+
+        return real(argv, env, count)
+
+    monkeypatch.setattr(ssh_runner, "run_rsync", slow_then_cut)
+    with progress.forced(io.StringIO()), pytest.raises(rh.RunhouseError) as cut:
+        src.to(ssh_cluster, path=dest)
+    assert killed, "the connection was not cut"
+    assert "run the same transfer again to finish it" in str(cut.value)
+    monkeypatch.setattr(ssh_runner, "run_rsync", real)
+    on_c = rh.folder(path=dest, system=ssh_cluster)
+    assert not on_c.exists_in_system()  # nothing that looks complete
+    again = src.to(ssh_cluster, path=dest)  # a new connection; rsync sends what is missing
+    assert again.sizes() == {"big.bin": 24 << 20, "small.txt": 5}
+    assert again.get("big.bin") == big["big.bin"]
+    [(_, listed, _)] = ssh_cluster.run(f"ls -A {dest}", stream_logs=False)
+    assert listed.split() == ["big.bin", "small.txt"]  # no rsync temporary file came along
+    assert [e for e in ClusterFiles(ssh_cluster).ls("~") if PARTIAL in e] == []

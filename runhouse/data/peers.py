@@ -19,10 +19,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from runhouse.client.hosts import ReachedHost
-from runhouse.data import trees
 from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.progress import Bar
-from runhouse.data.through_daemon import http_upload
+from runhouse.data.through_daemon import http_upload, http_upload_file
 
 if TYPE_CHECKING:
     from runhouse.resources.cluster import Cluster
@@ -78,21 +77,4 @@ def send(local_path: str, peer: dict[str, Any], dest: str, counter: Bar | None =
     if os.path.isdir(local_path):
         http_upload(files, local_path, dest, counter)
         return
-    counter = counter or Bar()
-    temp = trees.partial_path(dest, f"{local_path}\0{os.path.getmtime(local_path)}")
-    size = os.path.getsize(local_path)
-    have = int(files.call("size", temp))
-    have = have if have <= size else 0
-    counter.begin(size, have)
-    with open(local_path, "rb") as f:
-        f.seek(have)
-        while have < size:
-            part = f.read(trees.CHUNK)
-            if not part:
-                break
-            have = int(files.call("write_at", temp, have, part))
-            counter.reach(have)
-    if have != size:
-        files.rm(temp)
-        raise OSError(f"{local_path} changed while it was sent; send it again")
-    files.rename(temp, dest)
+    http_upload_file(files, local_path, dest, counter)

@@ -247,14 +247,16 @@ def _reporting(
     yield {**counts(), result: outcome["value"]}
 
 
-def copy_file(source: dict[str, Any], dest: dict[str, Any]) -> None:
+def copy_file(
+    source: dict[str, Any], dest: dict[str, Any], counter: progress.Bar | None = None
+) -> None:
     """Copy one file between storage systems from here, into a temporary sibling renamed
-    at the end."""
+    at the end (``counter`` counts its bytes)."""
     src = storage_for(source["system"], source.get("options"))
     dst = storage_for(dest["system"], dest.get("options"))
     src_file, dst_file = src.normalize(source["path"]), dst.normalize(dest["path"])
     with dst.staged(dst_file) as temporary:
-        trees.copy_file(src, src_file, dst, temporary)
+        trees.copy_file(src, src_file, dst, temporary, counter)
 
 
 def table_rows(path: str) -> int:

@@ -87,3 +87,53 @@ def http_download(
     local.rename(temp, local_dest)
     os.remove(local_tar)
     files.rm(packed["tar"])
+
+
+def http_upload_file(
+    files: ClusterFiles, local_file: str, dest: str, shown: Bar | None = None
+) -> None:
+    """Send local file ``local_file`` to absolute path ``dest`` on the cluster in parts
+    through its daemon, into a temporary name (resumed by a re-run) renamed at the end."""
+    shown = shown or Bar()
+    temp = trees.partial_path(dest, f"{local_file}\0{os.path.getmtime(local_file)}")
+    size = os.path.getsize(local_file)
+    have = int(files.call("size", temp))
+    have = have if have <= size else 0
+    shown.begin(size, have)
+    with open(local_file, "rb") as f:
+        f.seek(have)
+        while have < size and (part := f.read(trees.CHUNK)):
+            have = int(files.call("write_at", temp, have, part))
+            shown.reach(have)
+    if have != size:
+        files.rm(temp)
+        raise StorageError("file", local_file, "it changed while it was sent; send it again")
+    files.rename(temp, dest)
+
+
+def http_download_file(
+    files: ClusterFiles, source: str, local_dest: str, shown: Bar | None = None
+) -> None:
+    """Fetch file ``source`` (an absolute path on the cluster) in parts through the daemon
+    into a temporary name here (resumed by a re-run), renamed to ``local_dest`` at the end."""
+    shown = shown or Bar()
+    size = int(files.call("size", source))
+    if size == 0 and not files.exists(source):
+        raise FileNotFoundError(f"{files.url(source)} does not exist; check the path")
+    local = storage_for("file")
+    local_dest = local.normalize(local_dest)
+    temp = trees.partial_path(local_dest, files.url(source))
+    os.makedirs(os.path.dirname(temp), exist_ok=True)
+    have = os.path.getsize(temp) if os.path.exists(temp) else 0
+    have = have if have <= size else 0
+    shown.begin(size, have)
+    with open(temp, "r+b" if have else "wb") as f:
+        f.seek(have)
+        f.truncate()
+        while have < size and (part := files.call("read_range", source, have, trees.CHUNK)):
+            f.write(part)
+            have += len(part)
+            shown.reach(have)
+    if have != size:
+        raise StorageError("file", local_dest, f"{files.url(source)} changed while it came")
+    local.rename(temp, local_dest)

@@ -32,12 +32,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from runhouse.data import trees
+from runhouse.data import remote_ops, trees
 from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.peers import reach
 from runhouse.data.progress import Bar, bar
 from runhouse.data.storage import Storage, storage_for
-from runhouse.data.through_daemon import http_download, http_upload
+from runhouse.data.through_daemon import (
+    http_download,
+    http_download_file,
+    http_upload,
+    http_upload_file,
+)
 from runhouse.exceptions import CommandError, SSHError
 
 if TYPE_CHECKING:
@@ -108,6 +113,39 @@ def copy(src: Place, dst: Place, progress: bool | None = None) -> None:
                 download(a, src.path, dst.storage().normalize(dst.path), shown)
             else:  # cluster -> bucket: the cluster sends it, the bytes never come here
                 cluster_copy(ClusterFiles(a), src, dst, shown)
+
+
+def copy_file(src: Place, dst: Place, progress: bool | None = None) -> None:
+    """Copy one file from ``src`` to ``dst`` by the shortest path (as ``copy`` does a
+    folder), into a temporary name renamed at the end, with a progress bar on a terminal."""
+    a, b = src.cluster, dst.cluster
+    specs = (src.spec(), dst.spec())
+    if a is not None and b is not None and not same_cluster(a, b):
+        peer = direct_path(src, dst)
+        if peer is None:  # through here: down to a temporary file, then up from it
+            with tempfile.TemporaryDirectory(prefix="rh-transfer-") as folder:
+                here = Place("file", os.path.join(folder, "file"))
+                copy_file(src, here, progress)
+                copy_file(here, dst, progress)
+            return
+    with bar(f"{src.url()} -> {dst.url()}", progress) as shown:
+        if a is None and b is None:
+            remote_ops.copy_file(*specs, shown)  # the same work a cluster does, done here
+        elif a is not None and b is not None and same_cluster(a, b):
+            ClusterFiles(a).call("copy_file", *specs)
+        elif a is not None and b is not None:
+            on_cluster(ClusterFiles(a), "push", (src.path, peer, dst.path), shown)
+        elif b is not None:
+            if src.system == "file":
+                upload_file(src.storage().normalize(src.path), b, dst.path, shown)
+            else:  # bucket -> cluster: the cluster fetches it
+                ClusterFiles(b).call("copy_file", *specs)
+        else:
+            assert a is not None
+            if dst.system == "file":
+                download_file(a, src.path, dst.storage().normalize(dst.path), shown)
+            else:  # cluster -> bucket: the cluster sends it
+                ClusterFiles(a).call("copy_file", *specs)
 
 
 def cluster_copy(files: ClusterFiles, src: Place, dst: Place, shown: Bar | None = None) -> None:
@@ -213,6 +251,45 @@ def download(cluster: Cluster, path: str, local_dest: str, shown: Bar | None = N
             f"{source}/", temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
         )
     _check_or_drop(wanted, local, temp)
+    local.rename(temp, local_dest)
+
+
+def upload_file(local_file: str, cluster: Cluster, path: str, shown: Bar | None = None) -> None:
+    """Copy local file ``local_file`` to ``path`` on ``cluster`` (rsync, or parts through
+    the daemon), into a temporary name renamed at the end."""
+    if not os.path.isfile(local_file):
+        raise FileNotFoundError(f"{local_file} is not a file (nothing is there); check the path")
+    shown = shown or Bar()
+    files = ClusterFiles(cluster)
+    dest = files.expand(path)
+    if route(cluster) == "http":
+        return http_upload_file(files, local_file, dest, shown)
+    temp = trees.partial_path(dest, local_file)
+    shown.begin(os.path.getsize(local_file))
+    with _cut_says_rerun(files.url(dest)):
+        cluster.runner.rsync(
+            local_file, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
+        )
+    files.rename(temp, dest)
+
+
+def download_file(cluster: Cluster, path: str, local_dest: str, shown: Bar | None = None) -> None:
+    """Copy file ``path`` on ``cluster`` to local file ``local_dest`` (rsync, or parts
+    through the daemon), into a temporary name renamed at the end."""
+    shown = shown or Bar()
+    files = ClusterFiles(cluster)
+    source = files.expand(path)
+    if route(cluster) == "http":
+        return http_download_file(files, source, local_dest, shown)
+    if not files.exists(source) or files.isdir(source):
+        raise FileNotFoundError(f"{files.url(source)} is not a file; check the path")
+    local = storage_for("file")
+    temp = trees.partial_path(local_dest, files.url(source))
+    shown.begin(int(files.call("size", source)))
+    with _cut_says_rerun(local_dest):
+        cluster.runner.rsync(
+            source, temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
+        )
     local.rename(temp, local_dest)
 
 

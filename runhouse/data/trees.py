@@ -144,9 +144,11 @@ def server_side(src: Storage, dst: Storage) -> bool:
     return src.scheme == dst.scheme != "file" and src.options == dst.options
 
 
-def copy_file(src: Storage, src_file: str, dst: Storage, dst_file: str) -> None:
-    """Copy one file between systems."""
-    copy_files(src, [src_file], dst, [dst_file])
+def copy_file(
+    src: Storage, src_file: str, dst: Storage, dst_file: str, progress: Bar | None = None
+) -> None:
+    """Copy one file between systems (``progress`` counts its bytes)."""
+    copy_files(src, [src_file], dst, [dst_file], progress)
 
 
 def check_same(wanted: dict[str, int], found: dict[str, int], where: str) -> None:

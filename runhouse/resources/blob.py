@@ -17,9 +17,7 @@ import posixpath
 import secrets
 from typing import Any
 
-from runhouse.data import remote_ops
-from runhouse.data.cluster_files import ClusterFiles
-from runhouse.data.transfers import Place, direct_path, same_cluster
+from runhouse.data import transfers
 from runhouse.resources.cluster import Cluster, as_cluster
 from runhouse.resources.folder import SCHEMES, OnASystem, as_path, as_system
 from runhouse.resources.resource import Resource
@@ -142,34 +140,20 @@ class File(OnASystem):
         system: Cluster | str,
         path: str | None = None,
         data_config: dict[str, Any] | None = None,
+        progress: bool | None = None,
     ) -> File:
         """A copy of the file on ``system`` at ``path`` (default: the same name in the home
-        folder there; a bucket needs ``"bucket/key"``); a cluster <-> bucket copy is made
-        by the cluster itself."""
+        folder there; a bucket needs ``"bucket/key"``), by the shortest path (a cluster <->
+        bucket copy is made by the cluster itself), with a progress bar on a terminal
+        (``progress=False``: none)."""
         target = as_system(system)
         if data_config is None and isinstance(target, str) and target == self.system:
             data_config = self.data_config
         if path is None and target not in SCHEMES[1:]:
             path = f"~/{posixpath.basename(self.path)}"
         dest = File(path=path, system=target, data_config=data_config, serializer=self.serializer)
-        _copy_file(self.place(), dest.place())
+        transfers.copy_file(self.place(), dest.place(), progress)
         return dest
-
-
-def _copy_file(src: Place, dst: Place) -> None:
-    a, b = src.cluster, dst.cluster
-    if a is None and b is None:
-        remote_ops.copy_file(src.spec(), dst.spec())
-    elif a is not None and b is not None and same_cluster(a, b):
-        ClusterFiles(a).call("copy_file", src.spec(), dst.spec())
-    elif a is not None and b is None and dst.system != "file":
-        ClusterFiles(a).call("copy_file", src.spec(), dst.spec())  # the cluster uploads it
-    elif b is not None and a is None and src.system != "file":
-        ClusterFiles(b).call("copy_file", src.spec(), dst.spec())  # the cluster fetches it
-    elif a is not None and b is not None and (peer := direct_path(src, dst)) is not None:
-        ClusterFiles(a).call("push", src.path, peer, dst.path)  # daemon to daemon
-    else:  # here <-> a cluster, or two clusters that do not reach each other: through here
-        dst.files().write_bytes(dst.path, src.files().read_bytes(src.path))
 
 
 def blob(data: Any = None, name: str | None = None) -> Blob:

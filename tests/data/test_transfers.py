@@ -4,6 +4,7 @@ leave nothing that looks complete and finish when run again."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import secrets
@@ -18,10 +19,9 @@ import pytest
 
 import runhouse as rh
 from runhouse.client.hosts import free_port
-from runhouse.data import through_daemon, transfers, trees
+from runhouse.data import progress, through_daemon, transfers, trees
 from runhouse.data.cluster_files import ClusterFiles
 from runhouse.data.storage import PARTIAL
-from runhouse.resources import blob as blob_module
 
 FILES = {
     "a.txt": b"alpha",
@@ -171,7 +171,6 @@ def test_a_file_goes_from_cluster_to_cluster(
 ) -> None:
     if not cluster.ips:  # only one local daemon runs here: take it for another cluster
         monkeypatch.setattr(transfers, "same_cluster", lambda a, b: False)
-        monkeypatch.setattr(blob_module, "same_cluster", lambda a, b: False)
     f = rh.file(data=list(range(1000)), path=remote_path(), system=cluster).write()
     dest = str(tmp_path / "copy.pkl")
     asked: list[str] = []
@@ -184,6 +183,16 @@ def test_a_file_goes_from_cluster_to_cluster(
     monkeypatch.setattr(ClusterFiles, "call", record)
     copied = f.to(rh.cluster(name="local"), path=dest)
     assert set(asked) == {"expand", "reaches", "push"}, asked  # no read, no write from here
+    # A big file here <-> the cluster, with its progress drawn.
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    drawn = io.StringIO()
+    with progress.forced(drawn):
+        up = rh.file(path=str(big)).to(cluster, path=remote_path())
+        down = up.to("here", path=str(tmp_path / "down.bin"))
+    assert "100%" in drawn.getvalue() and Path(down.path).read_bytes() == big.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if PARTIAL in p.name] == []
+    up.rm()
     monkeypatch.setattr(ClusterFiles, "call", real)
     assert copied.fetch() == list(range(1000)) and f.fetch() == list(range(1000))
     f.rm()
@@ -412,10 +421,7 @@ def _master_pid(runner: Any) -> int:
 def test_an_upload_whose_ssh_connection_dies_midway_is_finished_by_a_rerun(
     ssh_cluster: rh.Cluster, work: Path, monkeypatch: Any
 ) -> None:
-    import io
-
     from runhouse.client.runners import ssh as ssh_runner
-    from runhouse.data import progress
 
     big = {"big.bin": os.urandom(24 << 20), "small.txt": b"small"}
     src = source(work / "src", big)

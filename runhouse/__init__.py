@@ -22,18 +22,22 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "runhouse.exceptions",
     "CorruptConfigError": "runhouse.exceptions",
     "DaemonError": "runhouse.exceptions",
+    "DenAuthError": "runhouse.exceptions",
+    "DenError": "runhouse.exceptions",
     "Env": "runhouse.resources.env",
     "EnvInstallError": "runhouse.exceptions",
     "File": "runhouse.resources.blob",
     "Folder": "runhouse.resources.folder",
     "Function": "runhouse.resources.function",
     "GitPackage": "runhouse.resources.package",
+    "Group": "runhouse.resources.group",
     "InvalidNameError": "runhouse.exceptions",
     "Location": "runhouse.names.resolver",
     "Module": "runhouse.resources.module",
     "ObjectLostError": "runhouse.exceptions",
     "ObjectNotFoundError": "runhouse.exceptions",
     "Package": "runhouse.resources.package",
+    "PermissionDeniedError": "runhouse.exceptions",
     "RemoteError": "runhouse.exceptions",
     "Resource": "runhouse.resources.resource",
     "ResourceExistsError": "runhouse.exceptions",
@@ -47,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "StoreUnavailableError": "runhouse.exceptions",
     "Table": "runhouse.resources.table",
     "UnknownResourceTypeError": "runhouse.exceptions",
+    "VersionConflictError": "runhouse.exceptions",
     "VersionMismatchError": "runhouse.exceptions",
     "VersionNotFoundError": "runhouse.exceptions",
     "WorkerDiedError": "runhouse.exceptions",
@@ -61,8 +66,11 @@ _EXPORTS: dict[str, str] = {
     "folder": "runhouse.resources.folder",
     "function": "runhouse.resources.function",
     "git_package": "runhouse.resources.package",
+    "group": "runhouse.resources.group",
     "load": "runhouse.resources.resource",
     "locate": "runhouse.names.resolver",
+    "login": "runhouse.names.login",
+    "logout": "runhouse.names.login",
     "module": "runhouse.resources.module",
     "package": "runhouse.resources.package",
     "set_folder": "runhouse.names.folders",
@@ -101,10 +109,13 @@ if _TYPE_CHECKING:
         ConfigError,
         CorruptConfigError,
         DaemonError,
+        DenAuthError,
+        DenError,
         EnvInstallError,
         InvalidNameError,
         ObjectLostError,
         ObjectNotFoundError,
+        PermissionDeniedError,
         RemoteError,
         ResourceExistsError,
         ResourceNotFoundError,
@@ -115,11 +126,13 @@ if _TYPE_CHECKING:
         StorageError,
         StoreUnavailableError,
         UnknownResourceTypeError,
+        VersionConflictError,
         VersionMismatchError,
         VersionNotFoundError,
         WorkerDiedError,
     )
     from runhouse.names.folders import current_folder, set_folder, unset_folder
+    from runhouse.names.login import login, logout
     from runhouse.names.resolver import Location, exists, locate
     from runhouse.names.store import ResourceVersion
     from runhouse.resources.blob import Blob, File, blob, file
@@ -127,6 +140,7 @@ if _TYPE_CHECKING:
     from runhouse.resources.env import CondaEnv, Env, conda_env, env
     from runhouse.resources.folder import Folder, folder
     from runhouse.resources.function import Function, function
+    from runhouse.resources.group import Group, group
     from runhouse.resources.module import Module, module
     from runhouse.resources.package import GitPackage, Package, git_package, package
     from runhouse.resources.resource import Resource, load

@@ -106,6 +106,14 @@ SETTINGS: dict[str, Setting] = {
             "Open connections the daemon accepts at most (also held below its file limit). "
             "Read at daemon start.",
         ),
+        Setting(
+            "den_auth_ttl",
+            int,
+            30,
+            "Seconds a daemon with den_auth keeps Den's answer for a caller's token (so a "
+            "revocation in Den is honoured within it); 0: ask Den on every request. Read at "
+            "daemon start.",
+        ),
     )
 }
 

@@ -10,6 +10,10 @@
      ├── UnknownResourceTypeError    (also ValueError)   no class claims a config's resource_type
      ├── ResourceTypeMismatchError   (also TypeError)    Cls.from_name on another class's config
      ├── StoreUnavailableError                           the store an address needs is not set up
+     ├── VersionConflictError                            save(expected_version=N) found another
+     ├── PermissionDeniedError       (also PermissionError)  Den refused a write (no access)
+     ├── DenError                                        Den answered an error (status, code)
+     │    └── DenAuthError                               Den refused the token (401)
      ├── SerializationError          (also TypeError)    a value that cannot be pickled or rebuilt
      ├── ObjectNotFoundError         (also KeyError)     no object under a key on a cluster
      │    └── ObjectLostError                            the daemon restarted and lost its state
@@ -22,6 +26,7 @@
      ├── CommandError                                    a command run for the user failed (rc)
      ├── SSHError                                        ssh could not connect or log in (says why)
      ├── StorageError                                    a storage system refused (system, path)
+     ├── DenServerError                                  Den cannot start (database, folder, port)
      └── DaemonError                                     the daemon is unreachable or refused
           ├── AuthError                                  missing (401) or wrong (403) token
           └── CallInterruptedError                       a call lost mid-way; not sent again
@@ -153,6 +158,56 @@ class StoreUnavailableError(RunhouseError):
     def __init__(self, address: str, reason: str) -> None:
         self.address = address
         super().__init__(f"Cannot reach the store for {address!r}: {reason}")
+
+
+class VersionConflictError(RunhouseError):
+    """``save(expected_version=N)`` found the resource at another version (someone saved)."""
+
+    def __init__(self, address: str, expected: int, current: int | None) -> None:
+        self.address = address
+        self.expected = expected
+        self.current = current  # None: nothing is saved there
+        now = f"is at version {current}" if current else "has no saved version"
+        wanted = "not to exist yet" if expected == 0 else f"to be at version {expected}"
+        super().__init__(
+            f"{address!r} {now}, but the save expected it {wanted}: someone else saved it "
+            "in between. Load it again (rh.load), re-apply your change and save again."
+        )
+
+
+class PermissionDeniedError(RunhouseError, PermissionError):
+    """Den refused a change: the caller lacks write (or admin) access to the address."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"Permission denied on {address!r}: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # OSError's own __str__ would show the args tuple
+
+
+class DenError(RunhouseError):
+    """Den (the metadata server) answered with an error; carries its status and code."""
+
+    def __init__(self, url: str, status: int, code: str, message: str) -> None:
+        self.url = url
+        self.status = status
+        self.code = code
+        super().__init__(f"Den at {url} answered {status} ({code}): {message}")
+
+
+class DenAuthError(DenError):
+    """Den refused the token: missing, unknown, revoked or expired."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(
+            url,
+            401,
+            "unauthenticated",
+            f"{message.rstrip('.')}. Log in again with `runhouse login --token TOKEN` "
+            "(a Den admin gives out tokens: `runhouse den user add NAME`).",
+        )
 
 
 class SerializationError(RunhouseError, TypeError):
@@ -353,3 +408,8 @@ class StorageError(RunhouseError):
         self.reason = reason
         where = f"{system}://{path}" if path and system not in ("file", "") else path or system
         super().__init__(f"{where}: {reason}")
+
+
+class DenServerError(RunhouseError):
+    """Den (the metadata server) cannot start or serve: its database, data folder or address
+    is unusable; the message names which and what to do."""

@@ -15,7 +15,7 @@ import pytest
 from runhouse.names.folders import reset_folders
 
 # The bucket servers (moto, the GCS emulator, Azurite) and their fixtures: s3, gcs, azure.
-pytest_plugins = ["tests.storage_servers"]
+pytest_plugins = ["tests.storage_servers", "tests.postgres_server", "tests.den_servers"]
 
 # Set by session fixtures for every test: not settings, so not cleared between tests.
 SESSION_VARIABLES = {"RH_SSH_CONTROL_DIR"}

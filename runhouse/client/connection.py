@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from runhouse.client import den_auth
 from runhouse.client.hosts import DaemonHost
 from runhouse.client.http import ClusterClient, DaemonUnreachable
 from runhouse.client.sent import Sent, run_keys
@@ -170,12 +171,13 @@ class DaemonConnection:
             self.client = None
 
     def _start(self) -> ClusterClient:
-        return self._client_for(self._host().start(self.cluster.server_port, self.cluster.exposure))
+        how = den_auth.startable(self.cluster.exposure)
+        return self._client_for(self._host().start(self.cluster.server_port, how))
 
     def _client_for(self, info: dict[str, Any]) -> ClusterClient:
         host = self._host()
         address, port = host.endpoint(info)
-        token = host.token() if info.get("auth", True) else None
+        token = den_auth.token(self.cluster.exposure, host, info)
         client = _shared_client(address, port, token, host.certificate(info))
         self._daemon = _identity(info)
         if self._sent is not None and self._sent is not client.sent:

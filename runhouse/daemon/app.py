@@ -40,6 +40,7 @@ from typing import Any
 from runhouse._version import __version__
 from runhouse.daemon import asgi
 from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
+from runhouse.daemon.den_auth import DenGate
 from runhouse.daemon.engines.base import Frame, WorkerNotResponding
 from runhouse.daemon.env_routes import EnvRoutes
 from runhouse.daemon.openapi import schema
@@ -65,8 +66,11 @@ _ANSWER = 10.0  # seconds a worker has for what takes it no time (delete, clear,
 DEFAULT_MAX_BODY = 2 * 1024**3
 
 
-def create_app(state: DaemonState, max_body: int = DEFAULT_MAX_BODY) -> Any:
-    """The daemon's ASGI application over ``state``."""
+def create_app(
+    state: DaemonState, max_body: int = DEFAULT_MAX_BODY, den: DenGate | None = None
+) -> Any:
+    """The daemon's ASGI application over ``state``; with ``den`` (den_auth), a token other
+    than the daemon's own is let in when Den says its user may write the cluster."""
     routes = Routes(state, max_body)
     token = f"Bearer {state.token}".encode() if state.token else None
 
@@ -82,7 +86,9 @@ def create_app(state: DaemonState, max_body: int = DEFAULT_MAX_BODY) -> Any:
                         401, "AuthError", "missing token: send 'Authorization: Bearer <token>'"
                     )
                 if not hmac.compare_digest(given, token):
-                    raise HTTPError(403, "AuthError", "wrong token for this daemon")
+                    if den is None:
+                        raise HTTPError(403, "AuthError", "wrong token for this daemon")
+                    await den.admit(scope, given)
             await routes.dispatch(scope, receive, send)
         except HTTPError as exc:
             await asgi.send_json(send, exc.status, exc.body())

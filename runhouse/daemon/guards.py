@@ -9,7 +9,8 @@ with these guards, for ``uvicorn.Config(http=...)``:
 * a head not complete within ``head_timeout`` seconds (from connecting, or from its first
   byte on a kept-alive connection) closes the connection;
 * a connection that has not shown the token is closed after each answer, so clients
-  without it cannot hold connections open;
+  without it cannot hold connections open (with ``vouching`` (den_auth) the app may vouch
+  for another token, which Den approved: its connection then counts as having shown it);
 * past ``max_connections`` the oldest connection still without the token and idle is
   closed to make room, or else the new one is refused (503).
 
@@ -23,6 +24,7 @@ the guards cost a flag check or two; timers are armed only for heads that arrive
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import resource
@@ -34,6 +36,8 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from runhouse.daemon.den_auth import VOUCH
+
 log = logging.getLogger("runhouse.daemon")
 MAX_HEAD = 64 * 1024
 _LINGER = 2.0  # seconds to read (and drop) what a refused client still sends, so it sees why
@@ -44,12 +48,14 @@ _RESERVED_FDS = 64  # for workers, logs and the loop, however low the file limit
 @dataclass(frozen=True)
 class Limits:
     """What the guards allow; ``authorization`` is the header value that proves the token
-    (None: the daemon has no token and every connection is trusted)."""
+    (None: the daemon has no token and every connection is trusted); ``vouching``: the app
+    may vouch for other tokens (through a callback in the scope under ``den_auth.VOUCH``)."""
 
     max_head: int = MAX_HEAD
     head_timeout: float = 10.0  # 0 or less: no limit
     max_connections: int = 4096
     authorization: bytes | None = None
+    vouching: bool = False
 
 
 def raise_file_limit() -> int:
@@ -164,8 +170,18 @@ class _Guards:
                 self._trusted = True
                 self.waiting.pop(self, None)
                 return
-        if self.cycle is not None:
-            self.cycle.keep_alive = False  # answered (401, 403 or a public route), then closed
+        cycle = self.cycle
+        if cycle is not None:
+            if self.limits.vouching:
+                cycle.scope[VOUCH] = functools.partial(self._vouch, cycle, cycle.keep_alive)
+            cycle.keep_alive = False  # answered (401, 403 or a public route), then closed
+
+    def _vouch(self, cycle: Any, keep_alive: bool) -> None:
+        """The app let this request's token in (Den approved it): trust the connection, and
+        keep it open after this answer if the client asked to."""
+        self._trusted = True
+        self.waiting.pop(self, None)
+        cycle.keep_alive = keep_alive
 
     def _answer_and_close(self, status: int, message: str, linger: bool = True) -> None:
         body = message.encode()

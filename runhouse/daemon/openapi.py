@@ -31,7 +31,7 @@ _ERROR = {
         }
     },
 }
-_AUTH_ERRORS = {"401": _ERROR, "403": _ERROR}
+_AUTH_ERRORS = {"401": _ERROR, "403": _ERROR, "503": _ERROR}  # 503: den_auth without Den
 
 
 def _param(name: str, where: str = "path", required: bool = True) -> dict[str, Any]:

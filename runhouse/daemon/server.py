@@ -18,6 +18,7 @@ from typing import Any
 from runhouse._version import __version__
 from runhouse.config import configs
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app, instance
+from runhouse.daemon.den_auth import DenGate
 from runhouse.daemon.engines.process import ProcessEngine
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
@@ -37,6 +38,7 @@ _SETTINGS = (
     "connection_idle_timeout",
     "request_head_timeout",
     "max_connections",
+    "den_auth_ttl",
 )
 
 
@@ -96,6 +98,14 @@ def serve(
     except ConfigError as exc:
         print(f"runhouse: {exc}", file=sys.stderr)
         return REFUSED
+    den = None
+    if how.den_url and how.den_resource:
+        ttl = settings["den_auth_ttl"]
+        try:
+            den = DenGate(how.den_url, how.den_resource, ttl, configs.get("den_ca_cert"))
+        except ValueError as exc:
+            print(f"runhouse: {exc}", file=sys.stderr)
+            return REFUSED
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     builder = EnvBuilder(root / "envs", root / "support")
@@ -109,10 +119,11 @@ def serve(
             settings["max_connections"], guards.raise_file_limit()
         ),
         authorization=f"Bearer {token}".encode() if token else None,
+        vouching=den is not None,
     )
     idle = settings["connection_idle_timeout"]
     config = uvicorn.Config(
-        create_app(state, max_body),
+        create_app(state, max_body, den),
         loop="none",
         http=guards.protocol_class(_fastest_http(), limits),
         ws="none",  # no websocket routes: an upgrade must not slip past the guards
@@ -151,6 +162,8 @@ def serve(
                 "started": time.time(),
                 "auth": how.auth,
                 "tls_cert": tls.get("ssl_certfile"),
+                "den_url": how.den_url,
+                "den_resource": how.den_resource,
             }
         )
         log.info(
@@ -162,6 +175,8 @@ def serve(
             os.getpid(),
             "" if how.auth else ", without auth",
         )
+        if den is not None:
+            log.info("den_auth: Den users who may write %s come in too (%s)", den.resource, den.url)
         if ready_fd is not None:
             os.write(ready_fd, f"ready {port}\n".encode())
             os.close(ready_fd)
@@ -169,6 +184,8 @@ def serve(
             await server.serve(sockets=[sock])
         finally:
             await state.stop()
+            if den is not None:
+                den.close()
             files.clear_info()
             log.info("runhouse daemon stopped")
 

@@ -25,6 +25,7 @@ from runhouse.exceptions import (
     InvalidNameError,
     ResourceExistsError,
     ResourceNotFoundError,
+    VersionConflictError,
     VersionNotFoundError,
 )
 from runhouse.fileio import atomic_write, locked_dir
@@ -90,15 +91,27 @@ class LocalStore(Store):
         return (self.folder(address) / CONFIG_FILE).is_file()
 
     def append(
-        self, address: Address, config: dict[str, Any], author: str, overwrite: bool = True
+        self,
+        address: Address,
+        config: dict[str, Any],
+        author: str,
+        overwrite: bool = True,
+        expected_version: int | None = None,
     ) -> ResourceVersion:
         """Write ``config`` as the next numbered version and make it current."""
         text = dump_json(config)  # fail on a non-JSON value before touching any file
         with locked_dir(self.folder(address)) as folder:
             config_path = folder / CONFIG_FILE
-            if not overwrite and config_path.exists():
+            exists = config_path.exists()
+            if not overwrite and exists:
                 raise ResourceExistsError(str(address))
             numbers = self._numbers(folder)
+            if expected_version is not None:
+                current = numbers[-1] if exists and numbers else 0
+                if current != expected_version or (expected_version == 0 and exists):
+                    if not exists:
+                        self._prune(folder)  # the lock made the folder; leave no empty one
+                    raise VersionConflictError(str(address), expected_version, current or None)
             saved = ResourceVersion(
                 version=(numbers[-1] + 1) if numbers else 1,
                 timestamp=datetime.now(timezone.utc).isoformat(timespec="microseconds"),

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runhouse.config import configs
 from runhouse.exceptions import StoreUnavailableError
 from runhouse.names.address import Address
+from runhouse.names.den import DenStore
 from runhouse.names.folders import resource_address
 from runhouse.names.local import LocalStore
 from runhouse.names.store import Store
 
-_factories: dict[str, Callable[[], Store]] = {"local": LocalStore}
+_factories: dict[str, Callable[[], Store]] = {"local": LocalStore, "den": DenStore}
 _stores: dict[str, Store] = {}
 
 
@@ -41,22 +41,11 @@ def store_for(address: Address) -> Store:
     if store is None:
         factory = _factories.get(address.store)
         if factory is None:
-            raise StoreUnavailableError(str(address), _missing_store_reason(address))
+            raise StoreUnavailableError(
+                str(address), f"no store is registered for {address.store!r} addresses"
+            )
         store = _stores[address.store] = factory()
     return store
-
-
-def _missing_store_reason(address: Address) -> str:
-    configured = configs.get("den_url")
-    setup = (
-        f"den_url is set to {configured!r}, but this runhouse has no metadata-server client"
-        if configured
-        else "no metadata server is configured (den_url is unset)"
-    )
-    return (
-        f"addresses starting with '/' live on the metadata server (Den), and {setup}. "
-        f"Save it in the local store instead, e.g. '~/{address.name}'."
-    )
 
 
 def locate(name: str) -> Location:

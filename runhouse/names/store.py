@@ -2,8 +2,8 @@
 
 A store keeps, per address, an append-only list of numbered versions (1, 2, 3, ...) and a
 current config, which is the newest version's. Implementations: ``LocalStore`` (the ``rh/``
-folder in the working dir) and, later, the metadata server. A new store writes the abstract
-methods below and inherits ``version``.
+folder in the working dir) and ``DenStore`` (the metadata server, over HTTP). A new store
+writes the abstract methods below and inherits ``version``.
 
     >>> store = LocalStore()
     >>> store.append(Address("local", ("team", "x")), {"name": "~/team/x", ...}, author="ana")
@@ -63,9 +63,16 @@ class Store(ABC):
 
     @abstractmethod
     def append(
-        self, address: Address, config: dict[str, Any], author: str, overwrite: bool = True
+        self,
+        address: Address,
+        config: dict[str, Any],
+        author: str,
+        overwrite: bool = True,
+        expected_version: int | None = None,
     ) -> ResourceVersion:
-        """Save ``config`` as the next version; a taken address needs ``overwrite``."""
+        """Save ``config`` as the next version; a taken address needs ``overwrite``. With
+        ``expected_version`` (0: nothing saved yet) the save happens only if the current
+        version is that one, else ``VersionConflictError``, atomically with the save."""
 
     @abstractmethod
     def history(self, address: Address, limit: int | None = None) -> list[ResourceVersion]:

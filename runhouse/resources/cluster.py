@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from runhouse.client import local_daemon
+from runhouse.client import den_auth, local_daemon
 from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
 from runhouse.client.runners.base import CommandRunner
@@ -91,6 +91,7 @@ class Cluster(ClusterCalls, Resource):
             keyfile=self.ssl_keyfile,
             auth=not self.insecure,
             insecure=self.insecure,
+            **den_auth.exposure_fields(self.den_auth, self._address),
         )
 
     @property
@@ -341,11 +342,8 @@ def _check_connection_settings(c: Cluster) -> None:
         raise ValueError('ssl_certfile/ssl_keyfile need server_connection_type="tls"')
     if bool(c.ssl_certfile) != bool(c.ssl_keyfile):
         raise ValueError("give both ssl_certfile and ssl_keyfile, or neither (self-signed)")
-    if c.den_auth:
-        raise ValueError(
-            "den_auth=True checks tokens against a Den server, and this client has none "
-            "configured; leave den_auth off (the cluster's own token is required)"
-        )
+    if c.den_auth and (problem := den_auth.problem(c.insecure)):
+        raise ValueError(problem)
 
 
 def send_code(

@@ -17,11 +17,13 @@ import getpass
 import inspect
 import logging
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 from runhouse.config import configs
-from runhouse.exceptions import ResourceTypeMismatchError
+from runhouse.exceptions import ResourceTypeMismatchError, StoreUnavailableError
 from runhouse.names.address import Address
+from runhouse.names.den import DenStore
 from runhouse.names.folders import resource_address
 from runhouse.names.resolver import store_for
 from runhouse.names.store import ResourceVersion
@@ -92,15 +94,24 @@ class Resource:
             raise ResourceTypeMismatchError(str(address), type(resource).__name__, cls.__name__)
         return resource
 
-    def save(self: R, name: str | None = None, overwrite: bool = True) -> R:
-        """Store the config under its address as a new version and return ``self``."""
+    def save(
+        self: R,
+        name: str | None = None,
+        overwrite: bool = True,
+        expected_version: int | None = None,
+    ) -> R:
+        """Store the config under its address as a new version and return ``self``. With
+        ``expected_version=N`` only if the saved version is still N (0: none saved yet),
+        else ``VersionConflictError``."""
         if name is not None:
             self.name = name
         address = self._require_address("save", hint="pass one: save(name='my_resource')")
         config = self.config()
         _check_json(config, type(self).__name__)
         _warn_of_credentials(config, str(address))
-        store_for(address).append(address, config, author(), overwrite=overwrite)
+        store_for(address).append(
+            address, config, author(), overwrite=overwrite, expected_version=expected_version
+        )
         return self
 
     def delete_configs(self) -> None:
@@ -130,6 +141,43 @@ class Resource:
         store.append(address, earlier.config, author())
         self.__dict__.update(restored.__dict__)
         return self
+
+    def share(self, users_or_groups: str | Sequence[str], access_level: str = "read") -> list[str]:
+        """Give users (``"bo"``) or groups (``"/acme/ml"``) ``"read"``, ``"write"`` or
+        ``"deny"`` access (deny beats every grant); returns who was added. Needs Den."""
+        store, address = self._on_den("share")
+        principals = [users_or_groups] if isinstance(users_or_groups, str) else users_or_groups
+        return store.share(address, list(principals), access_level)
+
+    def revoke(self, users: str | Sequence[str] | None = None) -> list[str]:
+        """Take back the grants of ``users`` (every grant when ``None``); returns whose."""
+        store, address = self._on_den("revoke")
+        principals = [users] if isinstance(users, str) else users
+        return store.revoke(address, list(principals) if principals is not None else None)
+
+    @property
+    def visibility(self) -> str:
+        """Who may read it without a grant: ``"private"``, ``"unlisted"`` (anyone logged in
+        who knows the address) or ``"public"`` (anyone). Needs Den."""
+        store, address = self._on_den("read the visibility of")
+        return store.visibility(address)
+
+    @visibility.setter
+    def visibility(self, value: str) -> None:
+        store, address = self._on_den("set the visibility of")
+        store.set_visibility(address, value)
+
+    def _on_den(self, action: str) -> tuple[DenStore, Address]:
+        address = self._require_address(action)
+        store = store_for(address)
+        if not isinstance(store, DenStore):
+            raise StoreUnavailableError(
+                str(address),
+                f"cannot {action} it: sharing needs the metadata server (Den), and it is in "
+                "the local store. Log in (`runhouse login --den-url URL --token TOKEN`) and "
+                f"save it under '@/{address.name}' or a group's folder ('/team/{address.name}').",
+            )
+        return store, address
 
     def _require_address(self, action: str, hint: str = "") -> Address:
         if self._address is None:

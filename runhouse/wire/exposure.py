@@ -21,6 +21,10 @@ class Exposure:
     keyfile: str | None = None
     auth: bool = True  # a bearer token on every route but the health check
     insecure: bool = False  # allows no auth on a non-loopback address
+    # den_auth: tokens other than the daemon's own are checked with this Den, and let in if
+    # their user may write the cluster's resource at den_resource ("/acme/clusters/gpu").
+    den_url: str | None = None
+    den_resource: str | None = None
 
     def argv(self) -> list[str]:
         """The daemon's command-line flags for this exposure."""
@@ -33,6 +37,10 @@ class Exposure:
             flags.append("--no-auth")
         if self.insecure:
             flags.append("--insecure")
+        if self.den_url:
+            flags += ["--den-url", self.den_url]
+        if self.den_resource:
+            flags += ["--den-resource", self.den_resource]
         return flags
 
     def problem(self) -> str | None:
@@ -46,6 +54,23 @@ class Exposure:
                 f"refusing to listen on {self.host} without auth: anyone who reaches it could "
                 "run code as this user. Drop --no-auth (clients then send the daemon's token), "
                 "or add --insecure if this network is trusted."
+            )
+        return self._den_problem()
+
+    def _den_problem(self) -> str | None:
+        if self.den_resource and not self.den_url:
+            return "--den-resource needs --den-url (the Den that knows who may use the cluster)"
+        if not self.den_url:
+            return None
+        if not self.den_url.startswith(("http://", "https://")):
+            return f"--den-url {self.den_url!r} is not an http(s) URL"
+        if not self.auth:
+            return "den_auth checks callers' tokens, so it needs auth: drop --no-auth/insecure"
+        if not self.den_resource or not self.den_resource.startswith("/"):
+            return (
+                "den_auth lets in the users who may write the cluster's resource in Den, and "
+                "this cluster has no address in Den: save it under a Den folder first "
+                "(c.save('/<your username>/clusters/<name>') or a group's folder), then start it"
             )
         return None
 
@@ -71,6 +96,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="allow --no-auth on a non-loopback address"
     )
+    parser.add_argument(
+        "--den-url", help="den_auth: also let in Den users who may write --den-resource"
+    )
+    parser.add_argument("--den-resource", help="den_auth: the cluster's address in Den")
 
 
 def from_arguments(args: argparse.Namespace) -> Exposure:
@@ -82,4 +111,6 @@ def from_arguments(args: argparse.Namespace) -> Exposure:
         keyfile=args.keyfile,
         auth=not args.no_auth,
         insecure=args.insecure,
+        den_url=args.den_url,
+        den_resource=args.den_resource,
     )

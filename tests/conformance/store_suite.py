@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from runhouse.exceptions import ResourceExistsError, ResourceNotFoundError, VersionNotFoundError
+from runhouse.exceptions import (
+    ResourceExistsError,
+    ResourceNotFoundError,
+    VersionConflictError,
+    VersionNotFoundError,
+)
 from runhouse.names.address import Address
 from runhouse.names.store import Store
 
@@ -113,3 +118,30 @@ class StoreConformance:
         with pytest.raises(TypeError):
             store.append(a, config_for(a, bad={1, 2}), author="ana")
         assert not store.exists(a)
+
+    def test_expected_version_saves_only_over_that_version(
+        self, store: Store, addr: MakeAddress
+    ) -> None:
+        a = addr("x")
+        assert store.append(a, config_for(a, n=1), author="ana", expected_version=0).version == 1
+        assert store.append(a, config_for(a, n=2), author="ana", expected_version=1).version == 2
+        with pytest.raises(VersionConflictError) as info:
+            store.append(a, config_for(a, n=3), author="ana", expected_version=1)
+        assert (info.value.address, info.value.expected, info.value.current) == (str(a), 1, 2)
+        with pytest.raises(VersionConflictError) as info:
+            store.append(a, config_for(a, n=3), author="ana", expected_version=0)
+        assert info.value.current == 2
+        assert [v.version for v in store.history(a)] == [2, 1]
+        assert store.read(a)["n"] == 2
+
+    def test_expected_version_of_a_missing_address(self, store: Store, addr: MakeAddress) -> None:
+        a = addr("y")
+        with pytest.raises(VersionConflictError) as info:
+            store.append(a, config_for(a), author="ana", expected_version=3)
+        assert info.value.current is None
+        assert not store.exists(a)
+        assert store.ls(addr()) == []
+        store.append(a, config_for(a), author="ana")
+        store.delete(a)
+        # Deleting removes every version: the next save is version 1 again, over "nothing".
+        assert store.append(a, config_for(a), author="ana", expected_version=0).version == 1

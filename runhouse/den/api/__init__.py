@@ -1,0 +1,1 @@
+"""Den's HTTP API: one router per noun (health, resources, grants, users, groups)."""

@@ -1,0 +1,225 @@
+"""Run Den in this process: check the address, open the database, make the first admin,
+bind, and serve with uvicorn until SIGINT or SIGTERM.
+
+Files in the data folder: ``den.sqlite`` (the default database), ``admin_token`` (mode
+600), ``den.lock`` (held while a Den serves this folder), ``den.json`` (pid, URL: for
+``runhouse den stop|status``), ``tls/`` (a self-signed certificate, with ``--tls``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from runhouse._version import __version__
+from runhouse.den import files
+from runhouse.den.settings import DenSettings
+from runhouse.exceptions import DaemonError, DenServerError
+from runhouse.wire.exposure import is_loopback
+
+log = logging.getLogger("runhouse.den")
+FAILED = 1
+REFUSED = 2
+ALREADY_RUNNING = 3
+_GRACE = 5  # seconds in-flight requests get to finish once told to stop
+_KEEP_ALIVE = 30  # seconds an idle client connection stays open
+
+
+def problem(settings: DenSettings) -> str | None:
+    """Why Den must not start with these settings, or None."""
+    if bool(settings.certfile) != bool(settings.keyfile):
+        return "give both --certfile and --keyfile (or neither, for a self-signed certificate)"
+    if settings.certfile and not settings.tls:
+        return "--certfile/--keyfile need --tls"
+    if not settings.tls and not settings.insecure and not is_loopback(settings.host):
+        return (
+            f"refusing to serve Den on {settings.host} without TLS: tokens would cross the "
+            "network in clear. Add --tls (a self-signed certificate is made for you, or pass "
+            "--certfile/--keyfile), or add --insecure if this network is trusted."
+        )
+    return None
+
+
+def serve(settings: DenSettings, ready_fd: int | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; returns the process exit code. With ``ready_fd`` (a
+    background start), the first admin's token goes to that pipe, not to stdout (a log)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per plugin, per start
+    refusal = problem(settings)
+    if refusal is not None:
+        print(f"runhouse: {refusal}", file=sys.stderr)
+        return REFUSED
+    paths = files.DenFiles(settings.data_dir)
+    try:
+        paths.ensure_root()
+    except OSError as exc:
+        print(f"runhouse: cannot use Den's data folder {settings.data_dir}: {exc}", file=sys.stderr)
+        return FAILED
+    lock_fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        info = paths.read_info() or {}
+        print(
+            f"runhouse: a Den already serves {settings.data_dir} (pid {info.get('pid')}, "
+            f"{info.get('url')}); stop it with `runhouse den stop`",
+            file=sys.stderr,
+        )
+        return ALREADY_RUNNING
+    try:
+        return _serve_locked(settings, paths, ready_fd)
+    except DenServerError as exc:
+        print(f"runhouse: {exc}", file=sys.stderr)
+        return FAILED
+    finally:
+        os.close(lock_fd)
+
+
+def _serve_locked(settings: DenSettings, paths: files.DenFiles, ready_fd: int | None) -> int:
+    import uvicorn
+
+    from runhouse.den.app import create_app
+    from runhouse.den.bootstrap import ensure_admin, open_database
+
+    tls: dict[str, Any] = {}
+    if settings.tls:
+        from runhouse.daemon.tls import certificate
+
+        try:
+            cert, key = certificate(paths.root / "tls", settings.certfile, settings.keyfile)
+        except DaemonError as exc:
+            raise DenServerError(str(exc)) from None
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    db = open_database(settings)
+    try:
+        token = ensure_admin(db, settings)
+        try:
+            sock = _bind(settings.host, settings.port)
+        except OSError as exc:
+            raise DenServerError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
+                "choose another --port (or stop what uses it)"
+            ) from None
+        port = sock.getsockname()[1]
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{_url_host(settings.host)}:{port}"
+        config = uvicorn.Config(
+            create_app(settings, db),
+            loop="none",
+            http=_fastest_http(),
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=_KEEP_ALIVE,
+            timeout_graceful_shutdown=_GRACE,
+            **tls,
+        )
+        server = _server_class()(config)
+        info = {
+            "pid": os.getpid(),
+            "url": url,
+            "host": settings.host,
+            "port": port,
+            "database": db.describe(),
+            "tls_cert": tls.get("ssl_certfile"),
+            "runhouse": __version__,
+        }
+        _announce(settings, info, token, ready_fd)
+        _run(_main(server, sock, paths, info))
+    finally:
+        db.close()
+    return 0
+
+
+def _announce(
+    settings: DenSettings, info: dict[str, Any], token: str | None, ready_fd: int | None
+) -> None:
+    if ready_fd is not None:
+        os.write(ready_fd, (json.dumps({**info, "admin_token": token}) + "\n").encode())
+        os.close(ready_fd)
+    elif token is not None:
+        print(
+            "Den made its admin user 'admin'. Its token, shown only this once (also kept in "
+            f"{settings.admin_token_file}, mode 600):\n{token}",
+            flush=True,
+        )
+    print(
+        f"Den {__version__} listening on {info['url']} (pid {info['pid']}); "
+        f"database {info['database']}",
+        flush=True,
+    )
+
+
+async def _main(server: Any, sock: socket.socket, paths: files.DenFiles, info: dict) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    paths.write_info(info)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        paths.clear_info()
+        log.info("Den stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    # Listening before uvicorn accepts: a client told "ready" can connect at once.
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, minus its signal capture: it re-raises the signal after
+        serving, which would end the process before Den removes its pid file."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
+
+
+def _fastest_http() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def _run(main: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -13,19 +13,31 @@ A stored falsy value (``0``, ``false``, ``""``) is a value, returned as stored.
     >>> rh.configs.set("default_folder", "~/team")
     >>> rh.configs.get("default_folder")
     '~/team'
+
+Logged in to Den, ``rh.configs.upload_defaults()`` keeps your stored settings there (not the
+Den connection, ``DEN_KEYS``, nor anything that looks like a credential), and
+``download_defaults()`` writes back what applies to you: your groups' defaults under your
+own (the nearest group wins; your own win over all), leaving the Den connection as it is.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from runhouse.exceptions import ConfigError, CorruptConfigError
+from runhouse.exceptions import ConfigError, CorruptConfigError, DenAuthError
 from runhouse.fileio import atomic_write, locked_dir
+
+if TYPE_CHECKING:
+    from runhouse.names.den import DenStore
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "RH_"
 _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -34,6 +46,29 @@ _FALSE = {"0", "false", "no", "off", ""}
 _MISSING: Any = object()
 
 Source = Literal["env", "file", "default"]
+
+# What makes this machine this user of this Den: never uploaded as defaults, never
+# overwritten by downloaded ones.
+DEN_KEYS = ("den_url", "token", "username", "default_folder", "den_ca_cert")
+
+# Names holding these words usually hold credentials: their values should not sit in a
+# config (env variables warn; storage options are kept out of saved configs) nor leave this
+# machine as defaults.
+CREDENTIAL_WORDS = (
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "connection_string",
+    "credential",
+)
+
+
+def looks_like_credential(name: str) -> bool:
+    """Whether a variable, option or settings name usually holds a credential (any case)."""
+    lowered = name.lower()
+    return any(word in lowered for word in CREDENTIAL_WORDS)
 
 
 @dataclass(frozen=True)
@@ -69,6 +104,13 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("daemon_dir", str, None, "Folder of the local daemon (default ~/.rh/daemon)."),
         Setting("den_url", str, None, "URL of the metadata server (Den); unset means none."),
+        Setting(
+            "den_ca_cert",
+            str,
+            None,
+            "PEM file of the certificate (or its CA) that an https Den's certificate is "
+            "checked against; unset: the system's CAs.",
+        ),
         Setting("token", str, None, "Token for the metadata server.", secret=True),
         Setting("username", str, None, "Author recorded on saved versions (default: OS user)."),
         Setting(
@@ -222,9 +264,85 @@ class Configs:
             del stored[key]
             self._write(stored)
 
+    def update(self, values: dict[str, Any]) -> None:
+        """Store several settings at once: all are checked first, so none is stored if one
+        cannot be."""
+        for key, value in values.items():
+            _check_key(key)
+            _check_type(key, value)
+        with locked_dir(self.path.parent):
+            stored = self._read()
+            stored.update(values)
+            self._write(stored)
+
     def stored(self) -> dict[str, Any]:
         """A copy of what the config file holds."""
         return dict(self._read())
+
+    def shareable(self) -> dict[str, Any]:
+        """The stored settings that may leave this machine as your defaults: all but the
+        Den connection (``DEN_KEYS``), secret settings, keys that are not settings keys, and
+        anything whose name looks like a credential (inside mappings too)."""
+        kept: dict[str, Any] = {}
+        for key, value in self._read().items():
+            setting = SETTINGS.get(key)
+            if key in DEN_KEYS or (setting is not None and setting.secret):
+                continue
+            if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+                continue
+            if looks_like_credential(key):
+                continue
+            value = _without_credentials(value)
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"Setting {key!r} in {self.path} holds {value!r}, which Den cannot keep "
+                    "(not a JSON value): quote it, or delete it with `runhouse config delete`.",
+                    self.path,
+                ) from None
+            kept[key] = value
+        return kept
+
+    def upload_defaults(self) -> dict[str, Any]:
+        """Keep your stored settings on Den as your defaults (replacing the ones there;
+        ``shareable`` says which go); returns what Den stored."""
+        return self._den("upload_defaults").set_defaults(self.shareable())
+
+    def download_defaults(self) -> dict[str, Any]:
+        """Write the defaults that apply to you on Den (yours over your groups') into the
+        config file, leaving the Den connection as it is; returns what was written."""
+        merged = self._den("download_defaults").defaults(merged=True)
+        values: dict[str, Any] = {}
+        for key, value in merged.defaults.items():
+            if key in DEN_KEYS:
+                continue
+            try:
+                _check_key(key)
+                _check_type(key, value)
+            except ConfigError as exc:
+                # One group's bad value must not keep its members from the rest.
+                log.warning(
+                    "Skipped the default %s (from %s): %s", key, merged.sources.get(key, "Den"), exc
+                )
+                continue
+            values[key] = value
+        self.update(values)
+        return values
+
+    def _den(self, what: str) -> DenStore:
+        # Imported here, not at the top: the daemon and workers import this module and must
+        # not load client code (tests/test_sides.py), and runhouse.names.den imports it.
+        from runhouse.names.den import DenStore
+
+        url, token = self.get("den_url"), self.get("token")
+        if not url or not token:
+            raise DenAuthError(
+                url or "Den",
+                f"rh.configs.{what}() keeps your defaults on Den, and you are not logged in "
+                f"(no {'den_url' if not url else 'token'} in {self.path})",
+            )
+        return DenStore(url, token)
 
     def effective(self) -> dict[str, tuple[Any, Source]]:
         """Every declared or stored key with its effective value and source."""
@@ -281,6 +399,20 @@ class Configs:
         # 0600: the file holds tokens once a user logs in.
         atomic_write(self.path, text, mode=0o600)
         self._cache_key = None
+
+
+def _without_credentials(value: Any) -> Any:
+    """``value`` without the entries of its mappings (at any depth) whose names look like
+    credentials."""
+    if isinstance(value, dict):
+        return {
+            k: _without_credentials(v)
+            for k, v in value.items()
+            if not (isinstance(k, str) and looks_like_credential(k))
+        }
+    if isinstance(value, list):
+        return [_without_credentials(v) for v in value]
+    return value
 
 
 configs = Configs()

@@ -1,4 +1,5 @@
-"""``runhouse config get|set|delete|list``: the settings in ``~/.rh/config.yaml``."""
+"""``runhouse config get|set|delete|list``: the settings in ``~/.rh/config.yaml``;
+``upload-defaults`` and ``download-defaults`` keep them on Den (see ``runhouse.config``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def register(commands: Any) -> None:
 
     list_ = verbs.add_parser("list", help="every setting, its value and where it comes from")
     list_.set_defaults(handler=run_list)
+
+    upload = verbs.add_parser(
+        "upload-defaults",
+        help="keep your settings on Den as your defaults (not the Den login, nor credentials)",
+    )
+    upload.set_defaults(handler=run_upload_defaults)
+
+    download = verbs.add_parser(
+        "download-defaults",
+        help="write the defaults Den has for you (yours over your groups') into the file",
+    )
+    download.set_defaults(handler=run_download_defaults)
 
 
 def run_get(args: argparse.Namespace) -> int:
@@ -61,6 +74,26 @@ def run_list(args: argparse.Namespace) -> int:
         setting = SETTINGS.get(key)
         shown = "****" if setting and setting.secret and value else _show(value)
         print(f"{key}={shown}  ({source})")
+    return 0
+
+
+def run_upload_defaults(args: argparse.Namespace) -> int:
+    """Send your stored settings to Den as your defaults; print what Den keeps."""
+    stored = configs.upload_defaults()
+    print(f"Den keeps {len(stored)} default(s) for you" + (":" if stored else "."))
+    for key, value in sorted(stored.items()):
+        print(f"{key}={_show(value)}")
+    return 0
+
+
+def run_download_defaults(args: argparse.Namespace) -> int:
+    """Write your defaults from Den into the config file; print what was written."""
+    written = configs.download_defaults()
+    print(
+        f"Wrote {len(written)} default(s) from Den into {configs.path}" + (":" if written else ".")
+    )
+    for key, value in sorted(written.items()):
+        print(f"{key}={_show(value)}")
     return 0
 
 

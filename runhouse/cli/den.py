@@ -1,6 +1,7 @@
-"""``runhouse den``: run Den (start, stop, status) and manage its users and tokens.
+"""``runhouse den``: run Den (start, stop, status), manage its users and tokens, and read
+its audit log (``runhouse den audit``, Den admins).
 
-The user and token commands talk to a running Den over HTTP, with the token from
+The user, token and audit commands talk to a running Den over HTTP, with the token from
 ``--token``, ``RH_TOKEN`` or the ``token`` setting, at ``--den-url``, the ``den_url``
 setting, or http://127.0.0.1:8900.
 """
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import ssl
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from runhouse.exceptions import DenAuthError, DenError
 
 DEFAULT_URL = "http://127.0.0.1:8900"
 _TIMEOUT = 30.0
+_AGO = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def register(commands: Any) -> None:
@@ -86,6 +91,14 @@ def register(commands: Any) -> None:
     revoke.add_argument("prefix")
     _client(revoke)
     revoke.set_defaults(handler=run_token_revoke)
+
+    audit = verbs.add_parser("audit", help="read the audit log, newest first (Den admin)")
+    audit.add_argument("--user", help="only what this user did")
+    audit.add_argument("--since", help="an ISO time (UTC if no zone) or an age: 30m, 1h, 2d, 1w")
+    audit.add_argument("--limit", type=int, default=100, help="at most N events (default 100)")
+    audit.add_argument("--json", action="store_true", help="print the events as JSON")
+    _client(audit)
+    audit.set_defaults(handler=run_audit)
 
 
 def _data_dir(parser: argparse.ArgumentParser) -> None:
@@ -245,6 +258,56 @@ def run_token_revoke(args: argparse.Namespace) -> int:
     _call(args, "DELETE", f"/v1/tokens/{_quote(args.prefix)}")
     print(f"Revoked token {args.prefix}.")
     return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Print the audit log's events, newest first."""
+    query: dict[str, Any] = {"limit": args.limit}
+    if args.user:
+        query["user"] = args.user
+    if args.since:
+        query["since"] = since(args.since)
+    answer = _call(args, "GET", "/v1/audit?" + urllib.parse.urlencode(query))
+    events = answer["events"]
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    rows = [("AT (UTC)", "ACTOR", "ACTION", "TARGET", "OUTCOME", "FROM", "DETAIL")]
+    for e in events:
+        at = datetime.fromisoformat(e["at"]).strftime("%Y-%m-%d %H:%M:%S")
+        detail = json.dumps(e["detail"], sort_keys=True, separators=(",", ":"))
+        rows.append(
+            (
+                at,
+                e["actor"] or "-",
+                e["action"],
+                e["target"] or "-",
+                e["outcome"],
+                e["remote"] or "-",
+                detail if detail != "{}" else "",
+            )
+        )
+    _print_table(rows)
+    return 0
+
+
+def since(text: str, now: datetime | None = None) -> str:
+    """``--since`` as an ISO time in UTC: an age (``90s``, ``30m``, ``1h``, ``2d``, ``1w``)
+    before ``now``, or an ISO time (UTC if it has no zone)."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        delta = timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+        return ((now or datetime.now(timezone.utc)) - delta).isoformat()
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is neither an ISO time (2024-06-01T12:00) nor an age "
+            "(30m, 1h, 2d, 1w)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
 
 
 def _quote(part: str) -> str:

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runhouse._version import __version__
 from runhouse.den import errors
-from runhouse.den.api import access, grants, groups, health, resources, users
+from runhouse.den.api import access, audit, defaults, grants, groups, health, resources, users
 from runhouse.den.db.session import Database
 from runhouse.den.settings import DenSettings
 
@@ -36,7 +36,7 @@ def create_app(settings: DenSettings, db: Database | None = None) -> FastAPI:
     )
     app.state.db = db
     app.state.settings = settings
-    for module in (health, users, resources, grants, groups, access):
+    for module in (health, users, resources, grants, groups, access, defaults, audit):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(BodyLimit, max_body=settings.max_body)

@@ -9,6 +9,7 @@ its sha256 and its 8-character prefix (to name it in lists and revoke it), never
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from runhouse.den.db.models import Token, User, now
-from runhouse.den.errors import unauthenticated
+from runhouse.den.errors import ApiError
 from runhouse.den.permissions import Caller
 
 # Built once: every request runs it, and building a statement costs more than running it.
@@ -37,6 +38,7 @@ _BY_HASH = (
 PREFIX_LENGTH = 8
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 _SCHEME = "bearer "
+_SHAPE = re.compile(r"rhd_([a-z0-9]{8})_")
 ANONYMOUS = Caller(None, token="none")
 
 
@@ -51,15 +53,36 @@ class NewToken:
 
 @dataclass(frozen=True)
 class Identity:
-    """The caller of a request, and their user id (None when anonymous)."""
+    """The caller of a request, their user id and their token's prefix (None when anonymous)."""
 
     caller: Caller
     user_id: int | None = None
+    prefix: str | None = None
 
     @property
     def username(self) -> str | None:
         """The caller's username, or None."""
         return self.caller.username
+
+
+class TokenRejected(ApiError):
+    """401 for an Authorization header that names no usable token: why (``malformed``,
+    ``unknown``, ``revoked``, ``expired``), the token's prefix if it has a token's shape,
+    and whose it was (revoked and expired tokens only). Never the token itself."""
+
+    def __init__(
+        self, message: str, reason: str, prefix: str | None = None, username: str | None = None
+    ) -> None:
+        super().__init__(401, "unauthenticated", message)
+        self.reason = reason
+        self.prefix = prefix
+        self.username = username
+
+
+def prefix_of(token: str) -> str | None:
+    """The prefix of anything shaped like a token (``rhd_<prefix>_...``), else None."""
+    shaped = _SHAPE.match(token)
+    return shaped.group(1) if shaped else None
 
 
 def is_prefix(text: str) -> bool:
@@ -91,33 +114,43 @@ def issue(
 
 
 def resolve(session: Session, authorization: str | None) -> Identity:
-    """The caller an ``Authorization`` header names; 401 for a token that cannot be used."""
+    """The caller an ``Authorization`` header names; ``TokenRejected`` (401) for a token that
+    cannot be used."""
     if authorization is None:
         return Identity(ANONYMOUS)
     if not authorization[: len(_SCHEME)].lower() == _SCHEME:
-        raise unauthenticated(
+        raise TokenRejected(
             "the Authorization header must be 'Bearer <token>'; log in again "
-            "(runhouse login --token TOKEN) or send no header to act anonymously"
+            "(runhouse login --token TOKEN) or send no header to act anonymously",
+            "malformed",
         )
     token = authorization[len(_SCHEME) :].strip()
     found = session.execute(_BY_HASH, {"hash": hash_token(token)}).first()
     if found is None:
-        raise unauthenticated(
+        raise TokenRejected(
             "the token is not known to this Den: check it, or log in again with a new one "
-            "(a Den admin makes one with `runhouse den user add` or `runhouse den token create`)"
+            "(a Den admin makes one with `runhouse den user add` or `runhouse den token create`)",
+            "unknown",
+            prefix_of(token),
         )
     row = found
     if row.revoked_at is not None:
-        raise unauthenticated(
+        raise TokenRejected(
             f"the token {row.prefix} was revoked on {_show(row.revoked_at)}: log in again with a "
-            "new token (`runhouse den token create`, or ask a Den admin for one)"
+            "new token (`runhouse den token create`, or ask a Den admin for one)",
+            "revoked",
+            row.prefix,
+            row.username,
         )
     if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
-        raise unauthenticated(
+        raise TokenRejected(
             f"the token {row.prefix} expired on {_show(row.expires_at)}: log in again with a new "
-            "token (`runhouse den token create`, or ask a Den admin for one)"
+            "token (`runhouse den token create`, or ask a Den admin for one)",
+            "expired",
+            row.prefix,
+            row.username,
         )
-    return Identity(Caller(row.username, admin=row.admin), row.user_id)
+    return Identity(Caller(row.username, admin=row.admin), row.user_id, row.prefix)
 
 
 def _show(moment: datetime) -> str:

@@ -64,6 +64,14 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Defaults:
+    """Settings kept on Den, and where each key comes from (``"user"`` or ``"/acme/ml"``)."""
+
+    defaults: dict[str, Any]
+    sources: dict[str, str]
+
+
+@dataclass(frozen=True)
 class GroupInfo:
     """A group: its path (``"acme/ml"``), members (inherited ones too) and defaults."""
 
@@ -255,6 +263,20 @@ class DenStore(Store):
         """Replace the group's defaults (settings its members get unless they set their own)."""
         body = {"defaults": defaults}
         return dict(self._call(group, "PUT", "group-defaults", body=body).body["defaults"])
+
+    # Defaults: the caller's own, and merged with their groups'.
+
+    def defaults(self, merged: bool = False) -> Defaults:
+        """The caller's own defaults, or (``merged``) their groups' under their own: the
+        nearest group wins, the caller's own win over all."""
+        params = {"merged": "true"} if merged else None
+        body = self.client().request("GET", "/v1/defaults", params=params).body
+        return Defaults(dict(body["defaults"]), dict(body.get("sources") or {}))
+
+    def set_defaults(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """Replace the caller's own defaults on Den; returns them as Den stored them."""
+        body = {"defaults": defaults}
+        return dict(self.client().request("PUT", "/v1/defaults", body).body["defaults"])
 
     def _call(
         self,

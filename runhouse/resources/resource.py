@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-from runhouse.config import configs
+from runhouse.config import configs, looks_like_credential
 from runhouse.exceptions import ResourceTypeMismatchError, StoreUnavailableError
 from runhouse.names.address import Address
 from runhouse.names.den import DenStore
@@ -239,25 +239,6 @@ def author() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry, as in some containers
         return "unknown"
-
-
-# Names holding these words usually hold credentials: their values should not sit in a
-# config (env variables warn; storage options are kept out of saved configs).
-CREDENTIAL_WORDS = (
-    "key",
-    "secret",
-    "token",
-    "password",
-    "passwd",
-    "connection_string",
-    "credential",
-)
-
-
-def looks_like_credential(name: str) -> bool:
-    """Whether a variable or option name usually holds a credential (any case)."""
-    lowered = name.lower()
-    return any(word in lowered for word in CREDENTIAL_WORDS)
 
 
 def credential_names(config: Any) -> list[str]:

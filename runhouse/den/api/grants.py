@@ -115,7 +115,11 @@ def share(path: str, body: GrantRequest, ctx: Ctx) -> Added:
     """Give ``principals`` ``access`` on ``path`` and everything beneath it."""
     parts = paths.parse(path)
     principals = list(dict.fromkeys(_principal(p) for p in body.principals))
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("grant.add", paths.show(parts), principals=principals, access=body.access) as (
+        session,
+        access,
+        event,
+    ):
         _admin_on(session, access, parts)
         _check_principals(session, principals)
         bind = session.get_bind()
@@ -129,7 +133,7 @@ def share(path: str, body: GrantRequest, ctx: Ctx) -> Added:
                     index_elements=["path", "principal"], set_={"access": body.access}
                 )
             )
-        session.commit()
+        event.commit()
     return Added(added=principals)
 
 
@@ -137,7 +141,7 @@ def share(path: str, body: GrantRequest, ctx: Ctx) -> Added:
 def revoke(path: str, body: RevokeRequest, ctx: Ctx) -> Removed:
     """Remove the grants of ``principals`` (or every grant) on exactly ``path``."""
     parts = paths.parse(path)
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("grant.remove", paths.show(parts)) as (session, access, event):
         _admin_on(session, access, parts)
         query = select(Grant).where(Grant.path == paths.key(parts))
         if body.principals is not None:
@@ -146,7 +150,7 @@ def revoke(path: str, body: RevokeRequest, ctx: Ctx) -> Removed:
         rows = list(session.scalars(query))
         if rows:
             session.execute(delete(Grant).where(Grant.id.in_([r.id for r in rows])))
-        session.commit()
+        event.commit(removed=sorted(r.principal for r in rows))
     return Removed(removed=sorted(r.principal for r in rows))
 
 
@@ -168,13 +172,18 @@ def grants(path: str, ctx: Ctx) -> Grants:
 def visibility(path: str, body: VisibilityRequest, ctx: Ctx) -> VisibilityOut:
     """Set the visibility of the resource at ``path``."""
     parts = paths.parse(path)
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("visibility.set", paths.show(parts), visibility=body.visibility) as (
+        session,
+        access,
+        event,
+    ):
         resource = _admin_on(session, access, parts)
         if resource is None:
             raise not_found(
                 f"nothing is saved at {paths.show(parts)}: visibility belongs to a resource, "
                 "not a folder (share a folder with grants instead)"
             )
+        event.detail["was"] = resource.visibility
         resource.visibility = body.visibility
-        session.commit()
+        event.commit()
     return VisibilityOut(visibility=body.visibility)

@@ -6,6 +6,8 @@
     DELETE /v1/groups/{path}          delete it and its subgroups (as for creating)
     PUT    /v1/group-members/{path}   give a user a role (admin of the group)
     DELETE /v1/group-members/{path}   take it away
+    PUT    /v1/group-defaults/{path}  replace the group's defaults (admin of the group);
+                                      how they merge for members: ``api/defaults.py``
 
 A member of /acme is a member of /acme/ml too, with the highest of the roles given on the
 way down; "via" names the group a member's role comes from.
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from runhouse.den import paths
 from runhouse.den.access import Access
+from runhouse.den.api.defaults import DefaultsRequest, GroupDefaultsOut
 from runhouse.den.api.deps import Ctx
 from runhouse.den.db.models import Grant, Group, Membership, Resource, User, now
 from runhouse.den.errors import RESPONSES, ApiError, conflict, forbidden, not_found, unauthenticated
@@ -104,7 +107,7 @@ def _manage(access: Access, path: Path, what: str) -> None:
 def create(path: str, ctx: Ctx) -> GroupPath:
     """Create the group at ``path``; a subgroup's parent must exist."""
     parts = paths.parse(path, "group")
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("group.create", paths.show(parts)) as (session, access, event):
         _manage(access, parts, "create")
         parent = _group(session, parts[:-1]) if len(parts) > 1 else None
         if len(parts) > 1 and parent is None:
@@ -121,7 +124,7 @@ def create(path: str, ctx: Ctx) -> GroupPath:
             Group(path=paths.key(parts), parent_id=parent.id if parent else None, created=now())
         )
         try:
-            session.commit()
+            event.commit()
         except IntegrityError:
             raise conflict("exists", f"the group {paths.show(parts)} exists already") from None
     return GroupPath(path=paths.key(parts))
@@ -136,6 +139,7 @@ def show(path: str, ctx: Ctx) -> GroupOut:
         if group is None:
             raise _missing(parts)
         access.require("read", Target(parts), _missing(parts))
+        defaults = dict(group.defaults or {})
         rows = session.execute(
             select(User.username, Membership.role, Group.path)
             .join(Membership, Membership.user_id == User.id)
@@ -152,7 +156,7 @@ def show(path: str, ctx: Ctx) -> GroupOut:
         Member(username=u, role=rank[2], via=rank[3])  # type: ignore[arg-type]
         for u, rank in sorted(best.items())
     ]
-    return GroupOut(path=paths.key(parts), members=members)
+    return GroupOut(path=paths.key(parts), members=members, defaults=defaults)
 
 
 @router.delete("/v1/groups/{path:path}", response_model=GroupDeleted)
@@ -160,10 +164,11 @@ def remove(path: str, ctx: Ctx) -> GroupDeleted:
     """Delete the group and its subgroups, with their memberships and the grants to them.
     Refused while resources are saved beneath it (a later group of that name would get them)."""
     parts = paths.parse(path, "group")
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("group.delete", paths.show(parts)) as (session, access, event):
         _manage(access, parts, "delete")
         group = _group(session, parts)
         if group is None:
+            event.commit(deleted=False)
             return GroupDeleted(deleted=False)
         saved = session.scalar(
             select(Resource.path).where(paths.beneath(Resource.path, parts)).limit(1)
@@ -188,7 +193,7 @@ def remove(path: str, ctx: Ctx) -> GroupDeleted:
         # Deepest first, so that no subgroup outlives its parent even without cascades.
         for group_id in sorted(ids, reverse=True):
             session.execute(delete(Group).where(Group.id == group_id))
-        session.commit()
+        event.commit(deleted=True, groups=len(ids))
     return GroupDeleted(deleted=True)
 
 
@@ -196,12 +201,16 @@ def remove(path: str, ctx: Ctx) -> GroupDeleted:
 def set_member(path: str, body: MemberRequest, ctx: Ctx) -> MemberOut:
     """Give ``username`` ``role`` in the group (replacing a role given there before)."""
     parts = paths.parse(path, "group")
-    with ctx.open(write=True) as (session, access):
+    username = paths.username(body.username)
+    with ctx.write("member.set", paths.show(parts), username=username, role=body.role) as (
+        session,
+        access,
+        event,
+    ):
         access.require("admin", Target(parts), _missing(parts))
         group = _group(session, parts)
         if group is None:
             raise not_found(f"no group {paths.show(parts)}: create it first")
-        username = paths.username(body.username)
         user_id = session.scalar(select(User.id).where(User.username == username))
         if user_id is None:
             raise not_found(f"no user {body.username!r}; a Den admin adds users")
@@ -213,7 +222,7 @@ def set_member(path: str, body: MemberRequest, ctx: Ctx) -> MemberOut:
             .values(group_id=group.id, user_id=user_id, role=body.role)
             .on_conflict_do_update(index_elements=["group_id", "user_id"], set_={"role": body.role})
         )
-        session.commit()
+        event.commit()
     return MemberOut(username=body.username, role=body.role)
 
 
@@ -223,14 +232,33 @@ def remove_member(
 ) -> MemberRemoved:
     """Take ``username``'s role in the group away (roles from groups above it stay)."""
     parts = paths.parse(path, "group")
-    with ctx.open(write=True) as (session, access):
+    name = paths.username(username)
+    with ctx.write("member.remove", paths.show(parts), username=name) as (session, access, event):
         access.require("admin", Target(parts), _missing(parts))
         group = _group(session, parts)
-        user_id = session.scalar(select(User.id).where(User.username == paths.username(username)))
+        user_id = session.scalar(select(User.id).where(User.username == name))
         if group is None or user_id is None:
+            event.commit(removed=False)
             return MemberRemoved(removed=False)
         result = session.execute(
             delete(Membership).where(Membership.group_id == group.id, Membership.user_id == user_id)
         )
-        session.commit()
-    return MemberRemoved(removed=bool(result.rowcount))  # type: ignore[attr-defined]
+        removed = bool(result.rowcount)  # type: ignore[attr-defined]
+        event.commit(removed=removed)
+    return MemberRemoved(removed=removed)
+
+
+@router.put("/v1/group-defaults/{path:path}", response_model=GroupDefaultsOut)
+def set_defaults(path: str, body: DefaultsRequest, ctx: Ctx) -> GroupDefaultsOut:
+    """Replace the group's defaults (``{}`` clears them): settings its members get unless
+    they set their own (admin of the group)."""
+    parts = paths.parse(path, "group")
+    keys = sorted(body.defaults)
+    with ctx.write("group_defaults.set", paths.show(parts), keys=keys) as (session, access, event):
+        access.require("admin", Target(parts), _missing(parts))
+        group = _group(session, parts)
+        if group is None:
+            raise not_found(f"no group {paths.show(parts)}: create it first")
+        group.defaults = body.defaults or None
+        event.commit()
+    return GroupDefaultsOut(defaults=body.defaults)

@@ -169,7 +169,7 @@ def save(path: str, body: SaveRequest, ctx: Ctx) -> Saved:
             f"{paths.show(parts)} is a folder (a username or group): save resources inside it, "
             f"as {paths.show((*parts, 'name'))}"
         )
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("resource.save", paths.show(parts)) as (session, access, event):
         existing = _resource(session, parts)
         decision = access.decide("write", target_of(parts, existing))
         if decision.outcome == "forbidden" and not _top_exists(session, access, parts[0]):
@@ -211,7 +211,7 @@ def save(path: str, body: SaveRequest, ctx: Ctx) -> Saved:
             timestamp=stamp,
         )
         session.add(row)
-        session.commit()
+        event.commit(version=row.version)
         return Saved(version=row.version, timestamp=_stamp(row), author=author)
 
 
@@ -307,14 +307,15 @@ def history(
 def remove(path: str, ctx: Ctx) -> Deleted:
     """Delete the resource at ``path`` and all its versions (needs write access)."""
     parts = paths.parse(path)
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("resource.delete", paths.show(parts)) as (session, access, event):
         resource = _resource(session, parts)
         raise_for(access.decide("write", target_of(parts, resource)), _missing(parts))
         if resource is None:
+            event.commit(deleted=False)
             return Deleted(deleted=False)
         session.execute(delete(ResourceVersion).where(ResourceVersion.resource_id == resource.id))
         session.execute(delete(Resource).where(Resource.id == resource.id))
-        session.commit()
+        event.commit(deleted=True, versions=resource.current_version)
         return Deleted(deleted=True)
 
 

@@ -130,7 +130,8 @@ def _den_admin(access: Access, what: str) -> None:
 
 @router.get("/v1/whoami", response_model=WhoAmI)
 def whoami(ctx: Ctx) -> WhoAmI:
-    """Who the token belongs to, and their groups (a member of /acme is in /acme/ml too)."""
+    """Who the token belongs to, and their groups (a member of /acme is in /acme/ml too).
+    This is how clients log in: each answer is a "login" in the audit log."""
     with ctx.open() as (session, access):
         username = _logged_in(access)
         direct = [m.group for m in access.memberships()]
@@ -138,14 +139,17 @@ def whoami(ctx: Ctx) -> WhoAmI:
         if direct:
             conditions = [paths.at_or_beneath(Group.path, group) for group in direct]
             groups.update(session.scalars(select(Group.path).where(or_(*conditions))))
-        return WhoAmI(username=username, admin=access.caller.admin, groups=sorted(groups))
+        answer = WhoAmI(username=username, admin=access.caller.admin, groups=sorted(groups))
+        prefix = access.identity.prefix
+    ctx.record("login", username, username, token=prefix)
+    return answer
 
 
 @router.post("/v1/users", response_model=UserCreated)
 def add_user(body: NewUser, ctx: Ctx) -> UserCreated:
     """Add a user (Den admin); answers their first token, shown only this once."""
     username = paths.username(body.username)
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("user.add", username, admin=body.admin) as (session, access, event):
         _den_admin(access, "add users")
         if session.scalar(select(Group.id).where(Group.path == username)) is not None:
             raise conflict(
@@ -162,7 +166,7 @@ def add_user(body: NewUser, ctx: Ctx) -> UserCreated:
         except IntegrityError:
             raise conflict("exists", f"the user {username!r} exists already") from None
         made, _ = auth.issue(session, user, name="first token")
-        session.commit()
+        event.commit(issued=made.prefix)
     return UserCreated(username=username, token=made.token)
 
 
@@ -181,34 +185,36 @@ def list_users(ctx: Ctx) -> Users:
 def remove_user(username: str, ctx: Ctx) -> UserDeleted:
     """Remove a user (Den admin): their tokens, memberships and grants go too; what they
     saved stays (a Den admin may move or delete it)."""
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("user.remove", username) as (session, access, event):
         _den_admin(access, "remove users")
         if paths.username(username) == access.caller.username:
             raise bad_request("you cannot remove yourself; log in as another Den admin")
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
+            event.commit(deleted=False)
             return UserDeleted(deleted=False)
         session.execute(delete(Token).where(Token.user_id == user.id))
         session.execute(delete(Membership).where(Membership.user_id == user.id))
         session.execute(delete(Grant).where(Grant.principal == username))
         session.execute(delete(User).where(User.id == user.id))
-        session.commit()
+        event.commit(deleted=True)
     return UserDeleted(deleted=True)
 
 
 @router.post("/v1/tokens", response_model=TokenCreated)
 def create_token(body: NewToken, ctx: Ctx) -> TokenCreated:
     """A new token for the caller (a Den admin may make one for another user)."""
-    with ctx.open(write=True) as (session, access):
+    with ctx.write("token.create", None) as (session, access, event):
         me = _logged_in(access)
         username = paths.username(body.username) if body.username else me
+        event.target = username
         if username != me and not access.caller.admin:
             raise forbidden("only a Den admin may make tokens for other users")
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             raise not_found(f"no user {username!r}; add it with `runhouse den user add`")
         made, row = auth.issue(session, user, body.name, body.expires_in_days)
-        session.commit()
+        event.commit(issued=made.prefix, expires_in_days=body.expires_in_days)
         return TokenCreated(
             token=made.token, prefix=made.prefix, name=row.name, expires_at=row.expires_at
         )
@@ -239,12 +245,16 @@ def list_tokens(ctx: Ctx) -> Tokens:
 @router.delete("/v1/tokens/{prefix}", response_model=Revoked)
 def revoke_token(prefix: str, ctx: Ctx) -> Revoked:
     """Revoke one of the caller's tokens (a Den admin may revoke anyone's)."""
-    with ctx.open(write=True) as (session, access):
-        _logged_in(access)
+    # Only a prefix is recorded: a whole token pasted here by mistake must not be.
+    shown = prefix if auth.is_prefix(prefix) else None
+    with ctx.write("token.revoke", None, revoked=shown) as (session, access, event):
+        event.target = _logged_in(access)
         row = _own_token(session, access, prefix)
+        owner = session.scalar(select(User.username).where(User.id == row.user_id))
+        event.target = owner
         if row.revoked_at is None:
             row.revoked_at = now()
-        session.commit()
+        event.commit()
     return Revoked(revoked=True)
 
 

@@ -73,6 +73,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(USERNAME), unique=True)
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # The user's own defaults (settings), null when none were uploaded.
+    defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Token(Base):
@@ -99,6 +101,8 @@ class Group(Base):
         ForeignKey("groups.id", ondelete="CASCADE"), index=True
     )
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+    # Settings the group's members get (null: none set).
+    defaults: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Membership(Base):
@@ -149,3 +153,19 @@ class Grant(Base):
     principal: Mapped[str] = mapped_column(String(PATH + 1), index=True)
     access: Mapped[str] = mapped_column(String(8))
     created: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
+
+
+class AuditEvent(Base):
+    """One entry of the audit log: who did what to which target, when, from where, and how
+    it ended ("ok", "denied", "failed"). ``detail`` never holds a secret or a token (a
+    token's prefix at most). Actors are usernames, kept as text (as authors are)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, index=True)
+    actor: Mapped[str | None] = mapped_column(String(USERNAME), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(PATH + 1))
+    outcome: Mapped[str] = mapped_column(String(8))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote: Mapped[str | None] = mapped_column(String(64))

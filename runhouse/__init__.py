@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "Cluster": "runhouse.resources.cluster",
     "ConfigError": "runhouse.exceptions",
     "CorruptConfigError": "runhouse.exceptions",
+    "CredentialsNotFoundError": "runhouse.exceptions",
     "DaemonError": "runhouse.exceptions",
     "DenAuthError": "runhouse.exceptions",
     "DenError": "runhouse.exceptions",
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "ObjectNotFoundError": "runhouse.exceptions",
     "Package": "runhouse.resources.package",
     "PermissionDeniedError": "runhouse.exceptions",
+    "ProviderSecret": "runhouse.resources.secret",
     "RemoteError": "runhouse.exceptions",
     "Resource": "runhouse.resources.resource",
     "ResourceExistsError": "runhouse.exceptions",
@@ -46,10 +48,13 @@ _EXPORTS: dict[str, str] = {
     "ResourceVersion": "runhouse.names.store",
     "RunhouseError": "runhouse.exceptions",
     "SSHError": "runhouse.exceptions",
+    "Secret": "runhouse.resources.secret",
+    "SecretValuesMissingError": "runhouse.exceptions",
     "SerializationError": "runhouse.exceptions",
     "StorageError": "runhouse.exceptions",
     "StoreUnavailableError": "runhouse.exceptions",
     "Table": "runhouse.resources.table",
+    "UnknownProviderError": "runhouse.exceptions",
     "UnknownResourceTypeError": "runhouse.exceptions",
     "VersionConflictError": "runhouse.exceptions",
     "VersionMismatchError": "runhouse.exceptions",
@@ -73,6 +78,8 @@ _EXPORTS: dict[str, str] = {
     "logout": "runhouse.names.login",
     "module": "runhouse.resources.module",
     "package": "runhouse.resources.package",
+    "provider_secret": "runhouse.resources.secret",
+    "secret": "runhouse.resources.secret",
     "set_folder": "runhouse.names.folders",
     "table": "runhouse.resources.table",
     "unset_folder": "runhouse.names.folders",
@@ -108,6 +115,7 @@ if _TYPE_CHECKING:
         CommandError,
         ConfigError,
         CorruptConfigError,
+        CredentialsNotFoundError,
         DaemonError,
         DenAuthError,
         DenError,
@@ -121,10 +129,12 @@ if _TYPE_CHECKING:
         ResourceNotFoundError,
         ResourceTypeMismatchError,
         RunhouseError,
+        SecretValuesMissingError,
         SerializationError,
         SSHError,
         StorageError,
         StoreUnavailableError,
+        UnknownProviderError,
         UnknownResourceTypeError,
         VersionConflictError,
         VersionMismatchError,
@@ -144,6 +154,7 @@ if _TYPE_CHECKING:
     from runhouse.resources.module import Module, module
     from runhouse.resources.package import GitPackage, Package, git_package, package
     from runhouse.resources.resource import Resource, load
+    from runhouse.resources.secret import ProviderSecret, Secret, provider_secret, secret
     from runhouse.resources.table import Table, table
 
     here: Cluster

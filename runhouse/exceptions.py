@@ -26,6 +26,9 @@
      ├── CommandError                                    a command run for the user failed (rc)
      ├── SSHError                                        ssh could not connect or log in (says why)
      ├── StorageError                                    a storage system refused (system, path)
+     ├── UnknownProviderError        (also ValueError)   no secret provider of that name (known)
+     ├── CredentialsNotFoundError    (also FileNotFoundError)  no local credentials (says where)
+     ├── SecretValuesMissingError    (also KeyError)     a secret's values are not on this machine
      ├── DenServerError                                  Den cannot start (database, folder, port)
      └── DaemonError                                     the daemon is unreachable or refused
           ├── AuthError                                  missing (401) or wrong (403) token
@@ -408,6 +411,59 @@ class StorageError(RunhouseError):
         self.reason = reason
         where = f"{system}://{path}" if path and system not in ("file", "") else path or system
         super().__init__(f"{where}: {reason}")
+
+
+class UnknownProviderError(RunhouseError, ValueError):
+    """No secret provider has this name; ``known`` lists those that do."""
+
+    def __init__(self, provider: object, known: list[str]) -> None:
+        self.provider = provider
+        self.known = known
+        super().__init__(
+            f"Unknown secret provider {provider!r}. Known providers: {', '.join(known)}. "
+            "For other credentials, use rh.secret(name=..., values={...})."
+        )
+
+
+class CredentialsNotFoundError(RunhouseError, FileNotFoundError):
+    """A provider found no credentials on this machine; names every file and variable it
+    looked at (and why a file that exists did not do)."""
+
+    def __init__(self, provider: str, files: list[str], env_vars: list[str]) -> None:
+        self.provider = provider
+        self.files = files
+        self.env_vars = env_vars
+        looked = [f"files: {', '.join(files)}"] if files else []
+        looked += [f"environment variables: {', '.join(env_vars)}"] if env_vars else []
+        places = "; ".join(looked) or "nowhere (it has no defaults)"
+        super().__init__(
+            f"No {provider} credentials found on this machine (looked at {places}). Set them "
+            f"up as the {provider} tools do, or pass values: "
+            f"rh.provider_secret({provider!r}, values={{...}})."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # OSError's own __str__ would show the args tuple
+
+
+class SecretValuesMissingError(RunhouseError, KeyError):
+    """A saved secret's values are not where its config says they are kept (saved on another
+    machine, or by another user)."""
+
+    def __init__(self, address: str, version: int | None, where: str) -> None:
+        self.address = address
+        self.version = version
+        self.where = where
+        which = f"version {version} of secret" if version is not None else "secret"
+        super().__init__(
+            f"The values of {which} {address!r} are not on this machine (looked in {where}). "
+            "Secrets saved while logged out keep their values in ~/.rh/secrets of the machine "
+            "and user that saved them; save the secret again here (runhouse secrets import "
+            "PROVIDER, or rh.secret(...).save()), or log in to Den to keep values there."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class DenServerError(RunhouseError):

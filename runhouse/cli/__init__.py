@@ -13,9 +13,10 @@ from runhouse.cli import den as den_cli
 from runhouse.cli import group as group_cli
 from runhouse.cli import login as login_cli
 from runhouse.cli import resources as resources_cli
+from runhouse.cli import secrets as secrets_cli
 from runhouse.exceptions import RunhouseError
 
-NOUNS = (daemon_cli, login_cli, resources_cli, den_cli, group_cli, config_cli)
+NOUNS = (daemon_cli, login_cli, resources_cli, den_cli, group_cli, config_cli, secrets_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ Routes (``/_rh/...`` is the daemon's own API; everything else is ``/{key}/{metho
     PUT    /_rh/envs/{name}         declare an env (JSON: env_vars)
     GET    /_rh/envs/{name}         whether the daemon knows an env (404 if not)
     POST   /_rh/venvs/{name}        give an env a venv of its own (for commands run in it)
+    PUT    /_rh/secrets/{name}      set secret variables in an env's worker (memory only)
     PUT    /_rh/objects/{key}       store an object (pickle body; ?env=, ?resource=1)
     GET    /_rh/objects/{key}       fetch an object
     DELETE /_rh/objects/{key}       delete an object
@@ -179,6 +180,8 @@ class Routes:
                 return await self.envs.get(send, name)
             if route == ("POST", "venvs", 3):
                 return await self.envs.own_venv(send, name)
+            if route == ("PUT", "secrets", 3):
+                return await self.envs.put_secrets(scope, receive, send, name)
             if route == ("PUT", "objects", 3):
                 return await self.put_object(scope, receive, send, name)
             if route == ("GET", "objects", 3):

@@ -4,6 +4,7 @@ its own for commands, and report the versions its worker runs.
     PUT  /_rh/envs/{name}     EnvRoutes.put
     GET  /_rh/envs/{name}     EnvRoutes.get
     POST /_rh/venvs/{name}    EnvRoutes.own_venv
+    PUT  /_rh/secrets/{name}  EnvRoutes.put_secrets
     GET  /_rh/versions?env=   EnvRoutes.versions
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from typing import Any, NamedTuple
 
@@ -32,6 +34,7 @@ class EnvInputs(NamedTuple):
 
 
 _NO_INPUTS = EnvInputs([], [], None, False)
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,255}$")
 
 
 class EnvRoutes:
@@ -67,6 +70,40 @@ class EnvRoutes:
         self._inputs[name] = EnvInputs(reqs, setup_cmds, conda, own)
         built = await self._build(name, dict(env_vars), self._inputs[name])
         await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
+
+    async def put_secrets(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """Set secret variables (``{"env_vars": {"NAME": "value"}}``) in a declared env's
+        worker, now and in every worker it starts later. Unlike an env's ``env_vars`` they are
+        kept in memory only, and no answer, status, log or error ever holds a value."""
+        try:
+            body = json.loads(await asgi.read_body(scope, receive, 1 << 20) or b"{}")
+            variables = body.get("env_vars")
+            valid = isinstance(variables, dict) and bool(variables)
+            valid = valid and all(
+                isinstance(k, str) and _VARIABLE.match(k) and isinstance(v, str) and "\0" not in v
+                for k, v in variables.items()
+            )
+        except (ValueError, AttributeError, TypeError, RecursionError):
+            valid = False
+        if not valid:
+            raise HTTPError(
+                400,
+                "BadRequest",
+                'secrets body must be {"env_vars": {"NAME": "value"}}: names of letters, digits '
+                "and '_' not starting with a digit, values strings without NUL",
+            )
+        if name not in self.state.envs:
+            raise HTTPError(
+                404,
+                "EnvNotFound",
+                f"no env {name!r} on this daemon: declare it first",
+                envs=sorted(self.state.envs),
+            )
+        try:
+            await self.state.add_secrets(name, variables)
+        except RuntimeError as exc:  # the worker refused; its message holds no value
+            raise HTTPError(503, "WorkerError", str(exc), env=name) from None
+        await asgi.send_json(send, 200, {"env": name, "names": sorted(variables)})
 
     async def own_venv(self, send: Send, name: str) -> None:
         """Give an env a venv of its own (for commands run in it); answers its Python."""

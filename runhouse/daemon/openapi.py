@@ -93,6 +93,14 @@ def schema() -> dict[str, Any]:
                 "put": _op("Declare an env", _param("name"), body="json"),
                 "get": _op("Whether the daemon knows an env", _param("name")),
             },
+            "/_rh/secrets/{name}": {
+                "put": _op(
+                    'Set secret variables in an env\'s worker: {"env_vars": {"NAME": "value"}} '
+                    "(kept in memory only, never reported)",
+                    _param("name"),
+                    body="json",
+                )
+            },
             "/_rh/objects/{key}": {
                 "put": _op(
                     "Store an object",

@@ -9,6 +9,7 @@ nothing but such functions and classes; the next call to its env starts it again
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from runhouse._version import __version__
 from runhouse.daemon.engines.base import Engine, EnvSpec, Frame, WorkerHandle
 from runhouse.daemon.envs import EnvBuilder
+from runhouse.data import remote_ops
 from runhouse.wire.frames import Kind
 
 log = logging.getLogger("runhouse.daemon")
@@ -72,6 +74,9 @@ class DaemonState:
         self.resources: dict[str, dict[str, tuple[bytes, str | None]]] = {}
         self.runs: dict[str, Run] = {}
         self.stopped: dict[str, str] = {}  # env -> why its worker was stopped (until restarted)
+        # env -> secret variables its workers get at start: memory only, never written, logged
+        # or reported (status shows env_vars' names, and these are not among them)
+        self.secrets: dict[str, dict[str, str]] = {}
         self.worker_idle_timeout = worker_idle_timeout
         self._starting: dict[str, asyncio.Lock] = {}
         # worker -> (its request count, when that count was first seen): its idle clock
@@ -119,6 +124,12 @@ class DaemonState:
                 return worker
             spec = self.envs.get(env) or EnvSpec(env)
             worker = await self.engine.launch(spec, self._on_death)
+            if self.secrets.get(env):  # before any call: code may read them at import
+                try:
+                    await _set_environ(worker, self.secrets[env])
+                except BaseException:
+                    await worker.stop()  # not left running unrecorded
+                    raise
             for key, (blob, path) in self.resources.get(env, {}).items():
                 frame = await worker.ask({"op": "put", "key": key, "path": path}, blob)
                 if frame.kind != Kind.RESULT:
@@ -127,6 +138,15 @@ class DaemonState:
             self.stopped.pop(env, None)
             log.info("started worker for env %r (pid %s)", env, worker.pid)
             return worker
+
+    async def add_secrets(self, env: str, variables: dict[str, str]) -> None:
+        """Set secret variables in ``env``'s worker now (if it runs) and in every worker the
+        env starts later; they live in this process's memory only."""
+        async with self._starting.setdefault(env, asyncio.Lock()):  # not while one starts
+            self.secrets.setdefault(env, {}).update(variables)
+            worker = self.workers.get(env)
+            if worker is not None and worker.alive:
+                await _set_environ(worker, variables)
 
     async def _stop_idle_workers(self) -> None:
         timeout = self.worker_idle_timeout
@@ -243,6 +263,15 @@ class DaemonState:
             },
             "envs": envs,
         }
+
+
+async def _set_environ(worker: WorkerHandle, variables: dict[str, str]) -> None:
+    """Have a worker put ``variables`` in its ``os.environ`` (``remote_ops.set_environ``)."""
+    request = {"op": "call", "key": remote_ops.KEY, "method": "set_environ", "fmt": "json"}
+    body = json.dumps({"args": [variables], "kwargs": {}}).encode()
+    frame = await worker.ask(request, body, timeout=PROBE_TIMEOUT * 5)
+    if frame.kind != Kind.RESULT:  # its error names no value: set_environ raises none
+        raise RuntimeError(f"the worker of env {worker.env.name!r} could not set its secrets")
 
 
 async def _worker_report(worker: WorkerHandle) -> dict[str, Any] | None:

@@ -79,6 +79,42 @@ def write(path: str, data: bytes) -> None:
     _disk().write_bytes(path, data)
 
 
+def write_private(path: str, data: bytes, mode: int = 0o600) -> str:
+    """Write file ``path`` atomically with permissions ``mode`` (it has them from its
+    creation: never readable by others meanwhile); folders made for it are 700. Returns the
+    absolute path. For secrets: their bytes travel in the call's body, never in a command."""
+    path = expand(path)
+    folder = os.path.dirname(path)
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for made in reversed(missing):
+        os.makedirs(made, mode=0o700, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path)
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def set_environ(variables: dict[str, str]) -> list[str]:
+    """Set environment variables in this worker (and the processes it starts); returns their
+    names. The daemon sends an env's secrets so, holding them in memory only."""
+    os.environ.update(variables)
+    return sorted(variables)
+
+
 def put(path: str, contents: dict[str, bytes], overwrite: bool) -> None:
     """Write several files into folder ``path`` (see ``trees.put_many``)."""
     trees.put_many(_disk(), path, contents, overwrite)
@@ -322,6 +358,7 @@ OPS = _Ops(
     read_range=read_range,
     rename=rename,
     rm=rm,
+    set_environ=set_environ,
     size=size,
     sizes=sizes,
     table_columns=table_columns,
@@ -331,4 +368,5 @@ OPS = _Ops(
     unpack=unpack,
     write=write,
     write_at=write_at,
+    write_private=write_private,
 )

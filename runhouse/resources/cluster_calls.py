@@ -30,6 +30,7 @@ from runhouse.exceptions import (
 from runhouse.fileio import atomic_write
 from runhouse.resources import remote_call
 from runhouse.resources.env import Env, EnvRef, code_root
+from runhouse.resources.secret import env_secrets
 from runhouse.wire import versions
 from runhouse.wire.serialization import dumps
 
@@ -166,6 +167,7 @@ class ClusterCalls:
         if isinstance(env, (str, EnvRef)):
             return self._existing_env(EnvRef(env) if isinstance(env, str) else env)
         name = _env_name(env)
+        secrets = env_secrets(env.secrets)  # first: a missing secret fails before any build
         body = {
             "conda": getattr(env, "conda_env", None),
             "env_vars": env.resolved_env_vars(),
@@ -173,7 +175,17 @@ class ClusterCalls:
             "setup_cmds": list(env.setup_cmds),
         }
         self._with_client(lambda c: c.declare_env(name, body))
+        for secret in secrets:
+            secret.give_to(cast("Cluster", self), name)
         return name
+
+    def put_env_secrets(self, env_name: str, variables: dict[str, str]) -> None:
+        """Set secret variables in env ``env_name``'s worker (declared already), now and in
+        every worker it starts later. Unlike an env's ``env_vars`` they travel in a request's
+        body only and the daemon keeps them in memory only: no config, log or command line
+        holds them (a restarted daemon has lost them: send them again)."""
+        body = {"env_vars": variables}
+        self._with_client(lambda c: c.json("PUT", f"/_rh/secrets/{env_name}", body))
 
     def _existing_env(self, ref: EnvRef) -> str:
         name = _env_name(ref)

@@ -26,6 +26,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "module": "runhouse.resources.module",
     "package": "runhouse.resources.package",
     "resource": "runhouse.resources.resource",
+    "secret": "runhouse.resources.secret",
     "table": "runhouse.resources.table",
 }
 

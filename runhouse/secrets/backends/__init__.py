@@ -1,0 +1,1 @@
+"""Where saved secrets' values live, behind one interface (``base.py``), chosen by address."""

@@ -30,10 +30,20 @@ PROVIDER_VARIABLES = sorted(
 )
 
 
+# Every marker of this session starts so: tests/test_zz_secrets_stay_hidden.py, run last,
+# looks for it in every file the suite wrote.
+SESSION_MARK = f"rhmark{secrets.token_hex(4)}"
+USED: list[str] = []  # the markers handed out this session
+# A folder a test writes credentials to as a provider's source at a path of its own choosing
+# (not the provider's default file): a place meant to hold values.
+SOURCE_FOLDER = "credentials-source"
+
+
 @pytest.fixture
 def marker() -> str:
     """A value that must show only where it is meant to (values, the files written)."""
-    return f"rhmark{secrets.token_hex(8)}"
+    USED.append(f"{SESSION_MARK}{secrets.token_hex(6)}")
+    return USED[-1]
 
 
 @pytest.fixture(autouse=True)

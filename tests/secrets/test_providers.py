@@ -17,6 +17,7 @@ import pytest
 import runhouse as rh
 from runhouse.secrets.base import Provider, env_names
 from runhouse.secrets.registry import known, provider_class
+from tests.secrets.conftest import SOURCE_FOLDER
 
 FILE_PROVIDERS = ["aws", "gcp", "github", "huggingface", "lambda", "ssh"]
 VARIABLE_PROVIDERS = [
@@ -122,7 +123,8 @@ def test_other_variable_names_and_another_file(
     assert s.env_vars() == {"MY_OPENAI": marker}
     assert s.config()["env_vars"] == {"api_key": "MY_OPENAI"}
 
-    creds = tmp_path / "elsewhere.ini"
+    creds = tmp_path / SOURCE_FOLDER / "elsewhere.ini"  # a place meant to hold values
+    creds.parent.mkdir()
     creds.write_text(f"[default]\naws_access_key_id = a{marker}\naws_secret_access_key = b\n")
     aws = rh.provider_secret("aws", path=str(creds))
     assert aws.values == {"access_key": f"a{marker}", "secret_key": "b"}

@@ -156,6 +156,16 @@ SETTINGS: dict[str, Setting] = {
             "revocation in Den is honoured within it); 0: ask Den on every request. Read at "
             "daemon start.",
         ),
+        Setting(
+            "secrets_backend",
+            str,
+            "store",
+            "Where secret values are kept: 'store' (with the secret's config: ~/.rh/secrets "
+            "for local names, sealed in Den for Den names) or 'vault' (a Vault KV v2 engine).",
+        ),
+        Setting("vault_url", str, None, "URL of the Vault server (default: VAULT_ADDR)."),
+        Setting("vault_mount", str, "secret", "Mount point of Vault's KV v2 engine."),
+        Setting("vault_prefix", str, "runhouse", "Path in the KV engine secrets are kept under."),
     )
 }
 

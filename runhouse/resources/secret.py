@@ -1,7 +1,8 @@
 """``Secret`` and ``ProviderSecret``: credentials as resources that never show their values.
 
     >>> s = rh.provider_secret("aws")          # read from ~/.aws/credentials or AWS_* now
-    >>> s.save()                                # config to the store, values to ~/.rh/secrets
+    >>> s.save()                                # config to its store; values to ~/.rh/secrets
+    ...                                         # (a ~/ name) or sealed in Den (a Den name)
     >>> s.to(cluster)                           # ~/.aws/credentials on the cluster, mode 600
     >>> k = rh.secret(name="openai", values={"OPENAI_API_KEY": "..."}).save()
     >>> k.to(cluster, env="train")              # a variable in env train's worker only

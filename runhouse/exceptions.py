@@ -448,19 +448,27 @@ class CredentialsNotFoundError(RunhouseError, FileNotFoundError):
 
 class SecretValuesMissingError(RunhouseError, KeyError):
     """A saved secret's values are not where its config says they are kept (saved on another
-    machine, or by another user)."""
+    machine, or by another user; on Den: none for that version, or none the caller may read).
+    ``hint`` replaces the default advice, which is about values kept on this machine."""
 
-    def __init__(self, address: str, version: int | None, where: str) -> None:
+    def __init__(
+        self, address: str, version: int | None, where: str, hint: str | None = None
+    ) -> None:
         self.address = address
         self.version = version
         self.where = where
         which = f"version {version} of secret" if version is not None else "secret"
-        super().__init__(
-            f"The values of {which} {address!r} are not on this machine (looked in {where}). "
-            "Secrets saved while logged out keep their values in ~/.rh/secrets of the machine "
-            "and user that saved them; save the secret again here (runhouse secrets import "
-            "PROVIDER, or rh.secret(...).save()), or log in to Den to keep values there."
-        )
+        if hint is None:
+            missing = f"are not on this machine (looked in {where})"
+            hint = (
+                "Secrets saved while logged out keep their values in ~/.rh/secrets of the "
+                "machine and user that saved them; save the secret again here (runhouse "
+                "secrets import PROVIDER, or rh.secret(...).save()), or log in to Den to keep "
+                "values there."
+            )
+        else:
+            missing = f"are not in {where}"
+        super().__init__(f"The values of {which} {address!r} {missing}. {hint}")
 
     def __str__(self) -> str:
         return str(self.args[0])

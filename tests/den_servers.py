@@ -12,7 +12,8 @@ stdlib only), ``.create_user(name, admin=False) -> token`` and
 ``.new_user(prefix="u", admin=False) -> DenUser(name, token)`` (a name unique in the
 session: tests that share a Den never share users, groups or folders), and
 ``.sql(statement, **params)`` (run SQL on Den's database, for states no route makes, such
-as an expired token). ``start_den(...)`` starts one for tests about starting.
+as an expired token; Den's cache is cleared after it). ``start_den(...)`` starts one for
+tests about starting.
 
 What running it taught: Den is ready in about 0.5 s on SQLite (migrations included);
 ``--port 0`` picks the port, which Den records in ``DATA_DIR/den.json`` once it listens.
@@ -139,16 +140,24 @@ class DenServer:
         return DenUser(name, self.create_user(name, admin))
 
     def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Run one SQL statement on Den's database (committed); the rows it returned."""
+        """Run one SQL statement on Den's database (committed); the rows it returned. Den
+        is then told to forget its cache, as an operator who edits the database must."""
         from sqlalchemy import create_engine, text
 
         engine = create_engine(self.db_url)
         try:
             with engine.begin() as conn:
                 result = conn.execute(text(statement), params)
-                return [tuple(row) for row in result] if result.returns_rows else []
+                rows = [tuple(row) for row in result] if result.returns_rows else []
         finally:
             engine.dispose()
+        if self.admin_token and self.proc.poll() is None:
+            try:
+                cleared = self.request("DELETE", "/v1/cache", token=self.admin_token)
+            except ConnectionError:
+                return rows  # Den is stopping: nothing it cached will be read again
+            assert cleared.status == 200, cleared
+        return rows
 
     def stop(self) -> int:
         """Stop Den by its PID (SIGINT, then SIGKILL after a deadline); its exit code."""

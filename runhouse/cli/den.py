@@ -1,5 +1,6 @@
-"""``runhouse den``: run Den (start, stop, status), manage its users and tokens, and read
-its audit log (``runhouse den audit``, Den admins).
+"""``runhouse den``: run Den (start, stop, status), manage its users and tokens, read its
+audit log (``runhouse den audit``, Den admins), and rotate its master key
+(``runhouse den rotate-master-key``, on Den's host, with Den stopped).
 
 The user, token and audit commands talk to a running Den over HTTP, with the token from
 ``--token``, ``RH_TOKEN`` or the ``token`` setting, at ``--den-url``, the ``den_url``
@@ -46,6 +47,7 @@ def register(commands: Any) -> None:
     start.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback --host without --tls"
     )
+    _master_key_file(start)
     start.add_argument(
         "--foreground", action="store_true", help="serve in this process until Ctrl-C/SIGTERM"
     )
@@ -60,6 +62,15 @@ def register(commands: Any) -> None:
     _data_dir(status)
     status.add_argument("--json", action="store_true", help="print the info as JSON")
     status.set_defaults(handler=run_status)
+
+    rotate = verbs.add_parser(
+        "rotate-master-key",
+        help="re-wrap every secret's data key with a new master key (Den stopped)",
+    )
+    _data_dir(rotate)
+    rotate.add_argument("--db", help="database URL (default: SQLite in the data folder)")
+    _master_key_file(rotate)
+    rotate.set_defaults(handler=run_rotate)
 
     user = verbs.add_parser("user", help="add, list and remove users (Den admin)")
     user_verbs = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
@@ -107,6 +118,16 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _master_key_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--master-key-file",
+        type=Path,
+        default=None,
+        help="the file (mode 600) holding the master key that seals secrets "
+        "(default: DATA_DIR/master_key, made at the first start)",
+    )
+
+
 def _client(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--den-url", help=f"Den's URL (default: den_url setting, {DEFAULT_URL})")
     parser.add_argument("--token", help="your token (default: RH_TOKEN or the token setting)")
@@ -117,8 +138,12 @@ def _settings(args: argparse.Namespace) -> Any:
     from runhouse.den.settings import DenSettings, default_data_dir
 
     data_dir = (args.data_dir or default_data_dir()).expanduser().absolute()
+    key_file = getattr(args, "master_key_file", None)
+    key_file = key_file.expanduser().absolute() if key_file is not None else None
     if not hasattr(args, "host"):
-        return DenSettings(data_dir=data_dir)
+        return DenSettings(
+            data_dir=data_dir, db_url=getattr(args, "db", None), master_key_file=key_file
+        )
     return DenSettings(
         data_dir=data_dir,
         db_url=args.db,
@@ -128,6 +153,7 @@ def _settings(args: argparse.Namespace) -> Any:
         certfile=args.certfile,
         keyfile=args.keyfile,
         insecure=args.insecure,
+        master_key_file=key_file,
     )
 
 
@@ -170,6 +196,8 @@ def _start_argv(settings: Any) -> list[str]:
         argv += ["--certfile", settings.certfile, "--keyfile", settings.keyfile]
     if settings.insecure:
         argv.append("--insecure")
+    if settings.master_key_file is not None:
+        argv += ["--master-key-file", str(settings.master_key_file)]
     return argv
 
 
@@ -202,6 +230,34 @@ def run_status(args: argparse.Namespace) -> int:
     print(
         f"Den  pid {info.get('pid')}  {info.get('url')}  database {info.get('database')}  "
         f"runhouse {info.get('runhouse')}"
+    )
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    """Re-wrap every data key with a new master key; exit 1 if some rows could not be."""
+    from runhouse.den.rotation import rotate
+
+    settings = _settings(args)
+    report = rotate(settings)
+    again = " (resumed an interrupted rotation)" if report.resumed else ""
+    print(
+        f"Re-wrapped {report.rewrapped} data keys with the new master key {report.new_id}"
+        f"{again}; {report.total} sealed values in all, their ciphertexts unchanged."
+    )
+    if not report.finished:
+        print(
+            f"runhouse: {len(report.skipped)} sealed values could not be re-wrapped (sealed "
+            "with another master key, or altered): " + ", ".join(report.skipped[:20]) + ". "
+            f"The old master key {report.old_id} stays in {settings.master_key_path} until "
+            "they are gone: delete those secrets (or save them again), then run this again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"The new master key replaced the old one ({report.old_id}) in "
+        f"{settings.master_key_path}. Backups of the database made before now need the old "
+        "key: keep a copy of it with them if you need them. Start Den again."
     )
     return 0
 

@@ -14,18 +14,33 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runhouse._version import __version__
-from runhouse.den import errors
-from runhouse.den.api import access, audit, defaults, grants, groups, health, resources, users
+from runhouse.den import crypto, errors
+from runhouse.den.api import (
+    access,
+    audit,
+    defaults,
+    grants,
+    groups,
+    health,
+    resources,
+    secrets,
+    users,
+)
 from runhouse.den.db.session import Database
 from runhouse.den.settings import DenSettings
 
 
-def create_app(settings: DenSettings, db: Database | None = None) -> FastAPI:
-    """Den's app over ``db`` (opened, and migrated, from the settings if not given)."""
-    if db is None:
-        from runhouse.den.bootstrap import open_database
+def create_app(
+    settings: DenSettings, db: Database | None = None, keyring: crypto.Keyring | None = None
+) -> FastAPI:
+    """Den's app over ``db`` (opened, and migrated, from the settings if not given), sealing
+    secrets with ``keyring`` (the settings' master key if not given)."""
+    from runhouse.den.bootstrap import master_keyring, open_database
 
+    if db is None:
         db = open_database(settings)
+    if keyring is None:
+        keyring = master_keyring(settings, db)
     app = FastAPI(
         title="Den",
         description="Runhouse's metadata server: names, versions, sharing and groups.",
@@ -36,7 +51,8 @@ def create_app(settings: DenSettings, db: Database | None = None) -> FastAPI:
     )
     app.state.db = db
     app.state.settings = settings
-    for module in (health, users, resources, grants, groups, access, defaults, audit):
+    app.state.keyring = keyring
+    for module in (health, users, resources, grants, groups, access, defaults, audit, secrets):
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(BodyLimit, max_body=settings.max_body)

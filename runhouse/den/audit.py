@@ -17,7 +17,7 @@ matching the schema) change nothing and are not recorded.
 
 Actions: login, token.rejected, resource.save, resource.delete, grant.add, grant.remove,
 visibility.set, user.add, user.remove, token.create, token.revoke, group.create,
-group.delete, member.set, member.remove, group_defaults.set, defaults.set.
+group.delete, member.set, member.remove, group_defaults.set, defaults.set, cache.clear.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from runhouse.den.auth import TokenRejected
@@ -41,6 +42,7 @@ _REMOTE = 64  # characters of the remote column
 _TARGET = 2049  # characters of the target column
 _REQUEST = 300  # characters of a request line kept in a rejected token's event
 _TOKEN = re.compile(r"rhd_([a-z0-9]{8})_[A-Za-z0-9_\-]+")
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -60,21 +62,26 @@ class Event:
         both (the route's one commit)."""
         assert self.session is not None, "the event is not bound to a write session"
         self.detail.update(detail)
-        self.session.add(self.row("ok"))
+        # A Core insert: the unit of work costs more than the insert for one row.
+        self.session.execute(_INSERT, self.values("ok"))
         self.session.commit()
         self.recorded = True
 
     def row(self, outcome: Outcome) -> AuditEvent:
         """The event as a row of ``audit_events``."""
-        return AuditEvent(
-            at=now(),
-            actor=self.actor,
-            action=self.action,
-            target=self.target[:_TARGET] if self.target else None,
-            outcome=outcome,
-            detail=_bounded(self.detail),
-            remote=self.remote[:_REMOTE] if self.remote else None,
-        )
+        return AuditEvent(**self.values(outcome))
+
+    def values(self, outcome: Outcome) -> dict[str, Any]:
+        """The event's columns in ``audit_events``, for an insert."""
+        return {
+            "at": now(),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target[:_TARGET] if self.target else None,
+            "outcome": outcome,
+            "detail": _bounded(self.detail),
+            "remote": self.remote[:_REMOTE] if self.remote else None,
+        }
 
 
 def outcome_of(exc: BaseException) -> Outcome:

@@ -18,19 +18,22 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from runhouse.den.cache import FactCache, TokenRow
 from runhouse.den.db.models import Token, User, now
+from runhouse.den.db.session import ticket
 from runhouse.den.errors import ApiError
 from runhouse.den.permissions import Caller
 
 # Built once: every request runs it, and building a statement costs more than running it.
+# Its columns are TokenRow's fields, in order.
 _BY_HASH = (
     select(
         Token.prefix,
-        Token.expires_at,
-        Token.revoked_at,
         User.id.label("user_id"),
         User.username,
         User.admin,
+        Token.expires_at,
+        Token.revoked_at,
     )
     .join(User, Token.user_id == User.id)
     .where(Token.hash == bindparam("hash"))
@@ -113,9 +116,11 @@ def issue(
     return made, row
 
 
-def resolve(session: Session, authorization: str | None) -> Identity:
+def resolve(
+    session: Session, authorization: str | None, cache: FactCache | None = None
+) -> Identity:
     """The caller an ``Authorization`` header names; ``TokenRejected`` (401) for a token that
-    cannot be used."""
+    cannot be used. The token's row comes from ``cache`` when it holds it."""
     if authorization is None:
         return Identity(ANONYMOUS)
     if not authorization[: len(_SCHEME)].lower() == _SCHEME:
@@ -125,15 +130,21 @@ def resolve(session: Session, authorization: str | None) -> Identity:
             "malformed",
         )
     token = authorization[len(_SCHEME) :].strip()
-    found = session.execute(_BY_HASH, {"hash": hash_token(token)}).first()
-    if found is None:
-        raise TokenRejected(
-            "the token is not known to this Den: check it, or log in again with a new one "
-            "(a Den admin makes one with `runhouse den user add` or `runhouse den token create`)",
-            "unknown",
-            prefix_of(token),
-        )
-    row = found
+    digest = hash_token(token)
+    row = cache.tokens.get(digest) if cache is not None else None
+    if row is None:
+        found = session.execute(_BY_HASH, {"hash": digest}).first()
+        if found is None:
+            raise TokenRejected(
+                "the token is not known to this Den: check it, or log in again with a new one "
+                "(a Den admin makes one with `runhouse den user add` or `runhouse den token "
+                "create`)",
+                "unknown",
+                prefix_of(token),
+            )
+        row = TokenRow(*found)
+        if cache is not None:
+            cache.tokens.keep(digest, row, ticket(session, cache))
     if row.revoked_at is not None:
         raise TokenRejected(
             f"the token {row.prefix} was revoked on {_show(row.revoked_at)}: log in again with a "
@@ -150,6 +161,21 @@ def resolve(session: Session, authorization: str | None) -> Identity:
             row.prefix,
             row.username,
         )
+    return Identity(Caller(row.username, admin=row.admin), row.user_id, row.prefix)
+
+
+def cached(cache: FactCache, authorization: str | None) -> Identity | None:
+    """The caller, from the cache alone: None unless it holds the token and the token works
+    (``resolve`` then gives the answer, an error included)."""
+    if authorization is None:
+        return Identity(ANONYMOUS)
+    if authorization[: len(_SCHEME)].lower() != _SCHEME:
+        return None
+    row = cache.tokens.get(hash_token(authorization[len(_SCHEME) :].strip()))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= datetime.now(timezone.utc):
+        return None
     return Identity(Caller(row.username, admin=row.admin), row.user_id, row.prefix)
 
 

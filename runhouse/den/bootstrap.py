@@ -1,4 +1,5 @@
-"""Opening Den's database at start: check it is one, migrate it, make the first admin.
+"""Opening Den's database at start: check it is one, migrate it, make the first admin, and
+load (or at the first start make) the master key that seals secrets' values.
 
 A SQLite file that is not a database, a database file that went missing after Den had been
 set up in this data folder, an unreachable server or a schema from a newer Den: each stops
@@ -7,21 +8,23 @@ the start with a message naming the database and what to do, never a silent empt
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic.util import CommandError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from runhouse.den import auth
+from runhouse.den import auth, crypto
 from runhouse.den.db import migrate
-from runhouse.den.db.models import User, now
+from runhouse.den.db.models import SecretValue, User, now
 from runhouse.den.db.session import Database
 from runhouse.den.settings import DenSettings
 from runhouse.exceptions import DenServerError
 from runhouse.fileio import atomic_write
 
+log = logging.getLogger("runhouse.den")
 ADMIN = "admin"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -107,3 +110,44 @@ def ensure_admin(db: Database, settings: DenSettings) -> str | None:
         atomic_write(settings.admin_token_file, made.token + "\n", mode=0o600)
         session.commit()
     return made.token
+
+
+def master_keyring(settings: DenSettings, db: Database) -> crypto.Keyring:
+    """The master key (made at the first start when Den keeps it in its data folder), and
+    the new key of a rotation that did not finish, which opens what it already re-wrapped."""
+    path = settings.master_key_path
+    with db.session() as session:
+        counts = dict(
+            session.execute(
+                select(SecretValue.key_id, func.count()).group_by(SecretValue.key_id)
+            ).all()
+        )
+    if path.exists() or settings.master_key_file is not None:
+        try:
+            master = crypto.read_key_file(path)
+        except DenServerError as exc:
+            raise DenServerError(
+                f"{exc}. Den needs the master key that sealed its secrets' values."
+            ) from None
+    elif counts:
+        raise DenServerError(
+            f"Den's master key file {path} is missing, but the database {db.describe()} holds "
+            f"{sum(counts.values())} sealed secret values: restore the file from a backup, or "
+            "give the key's file with --master-key-file"
+        )
+    else:
+        master = crypto.new_key()
+        crypto.write_key_file(path, master)
+    pending = crypto.pending_path(path)
+    keyring = crypto.Keyring(master, [crypto.read_key_file(pending)] if pending.exists() else [])
+    foreign = {k: n for k, n in counts.items() if k not in keyring.keys}
+    if foreign:
+        # Den still serves: everything else works, and reading those says what is wrong.
+        log.warning(
+            "%d sealed secret values were sealed with master keys Den was not given (%s; "
+            "Den has %s): reading them fails until Den starts with the key that sealed them",
+            sum(foreign.values()),
+            ", ".join(sorted(foreign)),
+            ", ".join(sorted(keyring.keys)),
+        )
+    return keyring

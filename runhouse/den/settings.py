@@ -9,6 +9,7 @@ DEFAULT_PORT = 8900
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes of one request body: configs are small
 DB_FILE = "den.sqlite"
 ADMIN_TOKEN_FILE = "admin_token"
+MASTER_KEY_FILE = "master_key"
 
 
 def default_data_dir() -> Path:
@@ -29,6 +30,8 @@ class DenSettings:
     keyfile: str | None = None
     insecure: bool = False
     max_body: int = DEFAULT_MAX_BODY
+    # The operator's master key file; None: DATA_DIR/master_key, made at the first start.
+    master_key_file: Path | None = None
 
     @property
     def database_url(self) -> str:
@@ -39,3 +42,8 @@ class DenSettings:
     def admin_token_file(self) -> Path:
         """The file (mode 600) that keeps the first admin's token."""
         return self.data_dir / ADMIN_TOKEN_FILE
+
+    @property
+    def master_key_path(self) -> Path:
+        """The file (mode 600) that keeps the master key sealing secrets' data keys."""
+        return self.master_key_file or self.data_dir / MASTER_KEY_FILE

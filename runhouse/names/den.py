@@ -220,6 +220,31 @@ class DenStore(Store):
         rows = self._call(address, "GET", "grants").body["grants"]
         return [Grant(str(g["principal"]), str(g["access"])) for g in rows]
 
+    # Secrets' values: Den seals them beside the secret's config; they travel only in
+    # request and answer bodies, never in a URL.
+
+    def put_secret_values(self, address: Address, version: int, values: dict[str, str]) -> None:
+        """Keep ``values`` as those of ``version`` of the secret at ``address``."""
+        body = {"values": values}
+        self._call(address, "PUT", "secret-values", body=body, params={"version": version})
+
+    def secret_values(
+        self, address: Address, version: int | None = None
+    ) -> tuple[int, dict[str, str]] | None:
+        """The values of ``version`` (default: the newest that has any) and its number;
+        ``None`` if Den has none there that the caller may read."""
+        params = None if version is None else {"version": version}
+        reply = self._call(address, "GET", "secret-values", params=params, accept=(404,))
+        if reply.status == 404:
+            return None
+        values = reply.body["values"]
+        return int(reply.body["version"]), {str(k): str(v) for k, v in values.items()}
+
+    def delete_secret_values(self, address: Address) -> bool:
+        """Forget the values of every version of ``address``; whether there were any."""
+        reply = self._call(address, "DELETE", "secret-values", accept=(404,))
+        return reply.status != 404 and bool(reply.body.get("deleted"))
+
     # Groups: paths such as ("acme", "ml").
 
     def whoami(self) -> Identity:

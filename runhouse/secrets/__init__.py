@@ -4,7 +4,8 @@
                  variables, declared as data on a ``Provider`` subclass (``base.py``)
     formats.py   the file layouts providers use (INI, JSON, a bare token, key=value, key pairs)
     registry.py  providers by name, imported only when asked for
-    backends/    where saved values live: ``local.py`` (~/.rh/secrets, mode 600)
+    backends/    where saved values live: ``den.py`` (on Den, sealed; logged in),
+                 ``local.py`` (~/.rh/secrets, mode 600), ``vault.py`` (Vault KV v2, hvac)
 
 The resources users hold are ``rh.Secret`` and ``rh.ProviderSecret``
 (``runhouse/resources/secret.py``); this package knows nothing of clusters or stores' configs.

@@ -152,7 +152,8 @@ def test_names_go_to_den_when_logged_in(
         "1",
     ]
     assert main(["ls", "/"]) == 0
-    assert f"{name}/  folder" in capsys.readouterr().out
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [f"{name}/", "folder"] in rows  # the column is as wide as the longest name
     assert main(["history", "bare", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["version"], record["author"], record["config"]["reqs"]) == (1, name, ["x"])

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from runhouse.den import paths
-from runhouse.den.access import target_of
+from runhouse.den.access import resource_row, target_of
 from runhouse.den.api.deps import Ctx
-from runhouse.den.db.models import Resource
 from runhouse.den.errors import RESPONSES, unauthenticated
 
 router = APIRouter(tags=["access"], responses=RESPONSES)
@@ -47,10 +45,7 @@ def access(path: str, ctx: Ctx) -> AccessOut:
                 "asking for access needs a token: send 'Authorization: Bearer <token>' "
                 "(the token whose access you want to know)"
             )
-        resource = session.scalar(
-            select(Resource).where(Resource.path == paths.key(parts), Resource.current_version > 0)
-        )
-        target = target_of(parts, resource)
+        target = target_of(parts, resource_row(session, ctx.db.cache, paths.key(parts)))
         facts = access.facts(parts)
         return AccessOut(
             username=username,

@@ -1,7 +1,8 @@
 """What every route gets: a ``Context`` that opens one session for the request and
-resolves its caller on it (one query: the token joined with its user). Writes open it with
-``ctx.write(action, target)``, which records them in the audit log (``den/audit.py``); a
-token that cannot be used is recorded wherever it is presented.
+resolves its caller on it (one query, the token joined with its user, unless the cache
+knows the token). Writes open it with ``ctx.write(action, target)``, which records them in
+the audit log (``den/audit.py``); a token that cannot be used is recorded wherever it is
+presented.
 
 The context is built in an ``async`` dependency that does no I/O, so a route costs one hop
 to the thread pool (the route itself), not one per dependency.
@@ -45,25 +46,29 @@ class Context:
         """A reading session and the caller's access. Routes that write use ``write``, so
         that no change escapes the audit log."""
         with self._identified(False) as (session, identity):
-            yield session, Access(session, identity)
+            yield session, Access(session, identity, self.db.cache)
 
     @contextlib.contextmanager
     def write(
-        self, action: str, target: str | None, **detail: Any
+        self, action: str, target: str | None, autocommit: bool = False, **detail: Any
     ) -> Iterator[tuple[Session, Access, audit.Event]]:
         """A writing session (SQLite's write lock taken first) whose outcome goes to the
         audit log. The route commits with ``event.commit(**more_detail)``, which records
         the event in the same transaction (a route that returns without committing changed
         nothing, and is recorded as ok all the same); an error is recorded as denied or
-        failed, in a transaction of its own, once the write's is rolled back."""
+        failed, in a transaction of its own, once the write's is rolled back.
+
+        ``autocommit`` (PostgreSQL): the route writes with one statement, which records the
+        event too and sets ``event.recorded``; the session runs without BEGIN and COMMIT.
+        On SQLite the session is the usual writing transaction."""
         event = audit.Event(action, target, self.remote, dict(detail))
         try:
-            with self._identified(True) as (session, identity):
+            with self._identified(True, autocommit) as (session, identity):
                 event.actor = identity.username
                 if identity.prefix:
                     event.detail["token"] = identity.prefix
                 event.session = session
-                yield session, Access(session, identity), event
+                yield session, Access(session, identity, self.db.cache), event
                 if not event.recorded:
                     event.commit()
         except auth.TokenRejected:
@@ -77,12 +82,18 @@ class Context:
         """Record an event that is not a write (a login), in a transaction of its own."""
         audit.record(self.db, audit.Event(action, target, self.remote, detail, actor), "ok")
 
+    def cached(self) -> auth.Identity | None:
+        """The caller from the cache alone (None: not there, or its token does not work)."""
+        return auth.cached(self.db.cache, self.authorization)
+
     @contextlib.contextmanager
-    def _identified(self, write: bool) -> Iterator[tuple[Session, auth.Identity]]:
+    def _identified(
+        self, write: bool, autocommit: bool = False
+    ) -> Iterator[tuple[Session, auth.Identity]]:
         rejected: auth.TokenRejected | None = None
-        with self.db.session(write) as session:
+        with self.db.session(write, autocommit) as session:
             try:
-                identity = auth.resolve(session, self.authorization)
+                identity = auth.resolve(session, self.authorization, self.db.cache)
             except auth.TokenRejected as exc:
                 rejected = exc
             else:

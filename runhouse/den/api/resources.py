@@ -6,9 +6,11 @@
     GET    /v1/history/{path}[?limit]     versions, newest first
     GET    /v1/folders/{path}             direct children the caller may list
 
-Versions are allocated under a lock on the resource's row (SQLite: the write lock every
-writing request takes; PostgreSQL: ``SELECT ... FOR UPDATE`` after an insert that does
-nothing if the row exists), so concurrent saves get consecutive numbers and none is lost.
+Versions are allocated by one upsert on the resource's row, under its lock
+(``db/versions.py``), so concurrent saves get consecutive numbers and none is lost. A load
+of the current version is answered from the cache (``den/cache.py``) on the event loop when
+it holds the token, the facts and the answer; otherwise from the database, in the thread
+pool, which fills the cache.
 """
 
 from __future__ import annotations
@@ -16,18 +18,30 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Integer, and_, bindparam, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from runhouse.den import paths
-from runhouse.den.access import Access, grants_by_path, raise_for, relevant, target_of, to_grant
-from runhouse.den.api.deps import Ctx
+from runhouse.den.access import (
+    Access,
+    cached_facts,
+    grants_by_path,
+    raise_for,
+    relevant,
+    resource_row,
+    target_of,
+    to_grant,
+)
+from runhouse.den.api.deps import Context, Ctx
+from runhouse.den.cache import ResourceRow
+from runhouse.den.db import versions
 from runhouse.den.db.models import Grant, Group, Resource, ResourceVersion, now
+from runhouse.den.db.session import TOUCHES, ticket
 from runhouse.den.errors import RESPONSES, ApiError, bad_request, conflict, forbidden, not_found
-from runhouse.den.permissions import Facts, Path, Target, Visibility
+from runhouse.den.permissions import Facts, Path, Target, Visibility, decide
 
 MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer
 MAX_TYPE = 200  # characters of a resource_type (its column's size)
@@ -116,6 +130,7 @@ class Listing(BaseModel):
     entries: list[Entry]
 
 
+_JSON = "application/json"
 # A load in one query, built once: the resource and the asked version (default: current).
 _LOAD = (
     select(
@@ -148,12 +163,9 @@ def _missing(path: Path) -> ApiError:
     )
 
 
-def _resource(session: Session, path: Path, lock: bool = False) -> Resource | None:
-    query = select(Resource).where(Resource.path == paths.key(path))
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.scalar(query)
-    return found if found is None or found.current_version > 0 or lock else None
+def _resource(session: Session, path: Path) -> Resource | None:
+    found = session.scalar(select(Resource).where(Resource.path == paths.key(path)))
+    return found if found is None or found.current_version > 0 else None
 
 
 def _stamp(row: ResourceVersion) -> str:
@@ -169,8 +181,13 @@ def save(path: str, body: SaveRequest, ctx: Ctx) -> Saved:
             f"{paths.show(parts)} is a folder (a username or group): save resources inside it, "
             f"as {paths.show((*parts, 'name'))}"
         )
-    with ctx.write("resource.save", paths.show(parts)) as (session, access, event):
-        existing = _resource(session, parts)
+    key = paths.key(parts)
+    with ctx.write("resource.save", paths.show(parts), autocommit=True) as (
+        session,
+        access,
+        event,
+    ):
+        existing = resource_row(session, ctx.db.cache, key)
         decision = access.decide("write", target_of(parts, existing))
         if decision.outcome == "forbidden" and not _top_exists(session, access, parts[0]):
             raise forbidden(
@@ -180,39 +197,34 @@ def save(path: str, body: SaveRequest, ctx: Ctx) -> Saved:
             )
         raise_for(decision, _missing(parts))
         author = access.caller.username or ""
-        resource = _lock_or_create(session, parts)
-        current = resource.current_version
-        if body.expected_version is not None and body.expected_version != current:
-            have = f"version {current}" if current else "no version yet"
-            raise conflict(
-                "version_conflict",
-                f"{paths.show(parts)} has {have}, not {body.expected_version}: someone saved "
-                "it in between; load the current version, reapply your change, and save again",
-                current_version=current or None,
-            )
-        if current and not body.overwrite:
-            raise conflict(
-                "exists",
-                f"a resource is already saved at {paths.show(parts)}; pass overwrite=True to "
-                "save a new version of it, or choose another name",
-            )
-        stamp = now()
-        if current == 0:
-            resource.owner = author
-        rtype = body.config.get("resource_type")
-        resource.current_version = current + 1
-        resource.resource_type = rtype if isinstance(rtype, str) else None
-        resource.updated = stamp
-        row = ResourceVersion(
-            resource_id=resource.id,
-            version=current + 1,
-            config=body.config,
-            author=author,
-            timestamp=stamp,
+        new = versions.NewVersion(
+            key, body.config, author, now(), body.overwrite, body.expected_version
         )
-        session.add(row)
-        event.commit(version=row.version)
-        return Saved(version=row.version, timestamp=_stamp(row), author=author)
+        version = versions.append(session, new, event)
+        if version is None:
+            raise _refused(parts, new, versions.current_version(session, key))
+        return Saved(
+            version=version, timestamp=new.stamp.isoformat(timespec="microseconds"), author=author
+        )
+
+
+def _refused(path: Path, new: versions.NewVersion, current: int) -> ApiError:
+    """Why a save's conditions failed: the expected version is not the current one, or a
+    version exists and overwrite is false."""
+    expected = new.expected_version
+    if (expected is None or expected == current) and current and not new.overwrite:
+        return conflict(
+            "exists",
+            f"a resource is already saved at {paths.show(path)}; pass overwrite=True to "
+            "save a new version of it, or choose another name",
+        )
+    have = f"version {current}" if current else "no version yet"
+    return conflict(
+        "version_conflict",
+        f"{paths.show(path)} has {have}, not {new.expected_version}: someone saved "
+        "it in between; load the current version, reapply your change, and save again",
+        current_version=current or None,
+    )
 
 
 def _top_exists(session: Session, access: Access, top: str) -> bool:
@@ -221,39 +233,46 @@ def _top_exists(session: Session, access: Access, top: str) -> bool:
     return session.scalar(select(Group.id).where(Group.path == top)) is not None
 
 
-def _lock_or_create(session: Session, path: Path) -> Resource:
-    bind = session.get_bind()
-    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
-    stamp = now()
-    session.execute(
-        insert(Resource)
-        .values(
-            path=paths.key(path),
-            owner=None,
-            visibility="private",
-            current_version=0,
-            created=stamp,
-            updated=stamp,
-        )
-        .on_conflict_do_nothing(index_elements=["path"])
-    )
-    resource = _resource(session, path, lock=True)
-    assert resource is not None  # inserted above, or there already
-    return resource
-
-
 @router.get("/v1/resources/{path:path}", response_model=ResourceOut)
-def load(
+async def load(
     path: str, ctx: Ctx, version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None
-) -> ResourceOut:
+) -> Response:
     """The newest version of the resource at ``path`` (or version ``version``)."""
     parts = paths.parse(path)
+    if version is None:
+        # Served here, on the event loop, when the cache knows everything the answer needs.
+        known = _cached_load(ctx, parts)
+        if known is not None:
+            return known
+    return await run_in_threadpool(_load, ctx, parts, version)
+
+
+def _cached_load(ctx: Context, parts: Path) -> Response | None:
+    identity = ctx.cached()
+    if identity is None:
+        return None
+    cache = ctx.db.cache
+    row = cache.resources.get(paths.key(parts))
+    if row is None or row.body is None:
+        return None
+    facts = cached_facts(cache, identity, parts)
+    if facts is None:
+        return None
+    target = target_of(parts, row)
+    if not decide(identity.caller, "read", target, facts).allowed:
+        return None  # the database path answers (404), as it would without the cache
+    return Response(row.body, media_type=_JSON)
+
+
+def _load(ctx: Context, parts: Path, version: int | None) -> Response:
+    key = paths.key(parts)
+    cache = ctx.db.cache
     with ctx.open() as (session, access):
-        row = session.execute(_LOAD, {"path": paths.key(parts), "version": version}).first()
+        taken = ticket(session, cache)
+        row = session.execute(_LOAD, {"path": key, "version": version}).first()
         if row is None or row.current_version == 0:
             raise _missing(parts)
-        target = Target(parts, owner=row.owner, visibility=row.visibility)
-        access.require("read", target, _missing(parts))
+        access.require("read", target_of(parts, row), _missing(parts))
         if row.version is None:
             numbers = list(
                 session.scalars(
@@ -267,7 +286,17 @@ def load(
                 f"{numbers[0]}..{numbers[-1]}); load one of those",
                 versions=numbers,
             )
-        return ResourceOut(
+    answer = _answer(row)
+    if row.version == row.current_version:
+        state = ResourceRow(row.id, row.owner, row.visibility, row.current_version, answer)
+        cache.resources.keep(key, state, taken)
+    return Response(answer, media_type=_JSON)
+
+
+def _answer(row: Any) -> bytes:
+    """A version's answer, as JSON (the one form both the cache and the database serve)."""
+    return (
+        ResourceOut(
             config=row.config,
             version=row.version,
             timestamp=row.timestamp.isoformat(timespec="microseconds"),
@@ -275,6 +304,9 @@ def load(
             owner=row.owner,
             visibility=row.visibility,
         )
+        .model_dump_json()
+        .encode()
+    )
 
 
 @router.get("/v1/history/{path:path}", response_model=History)
@@ -313,8 +345,15 @@ def remove(path: str, ctx: Ctx) -> Deleted:
         if resource is None:
             event.commit(deleted=False)
             return Deleted(deleted=False)
-        session.execute(delete(ResourceVersion).where(ResourceVersion.resource_id == resource.id))
-        session.execute(delete(Resource).where(Resource.id == resource.id))
+        # Exactly this resource's rows: the cache forgets it alone.
+        options = {TOUCHES: (("resource", paths.key(parts)),)}
+        session.execute(
+            delete(ResourceVersion).where(ResourceVersion.resource_id == resource.id),
+            execution_options=options,
+        )
+        session.execute(
+            delete(Resource).where(Resource.id == resource.id), execution_options=options
+        )
         event.commit(deleted=True, versions=resource.current_version)
         return Deleted(deleted=True)
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     TypeDecorator,
     UniqueConstraint,
@@ -169,3 +170,20 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(8))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     remote: Mapped[str | None] = mapped_column(String(64))
+
+
+class SecretValue(Base):
+    """The values of one version of a secret (a resource), sealed (``den/crypto.py``): the
+    ciphertext, its nonce, the data key wrapped by the master key ``key_id``. Never in clear.
+    Deleting the resource deletes them."""
+
+    __tablename__ = "secret_values"
+    __table_args__ = (UniqueConstraint("resource_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

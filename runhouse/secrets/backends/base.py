@@ -7,8 +7,10 @@ config (which goes to a store like every resource's, and never holds values).
     >>> backend.delete(address)                         # every version's
 
 A backend writes ``put``, ``get``, ``delete`` and ``describe``. Which one holds an address is
-decided by its store's kind below: while the Den backend is not built, values of secrets
-whose configs are on Den stay on this machine too.
+decided by its store's kind: Den keeps the values of secrets whose configs are on Den
+(sealed), this machine's ``~/.rh/secrets`` those of local ones. With the setting
+``secrets_backend: vault``, a Vault server keeps them all instead (``vault.py``).
+Implementations load lazily, so an optional library (hvac) costs nothing until used.
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
+from runhouse.config import configs
+from runhouse.exceptions import ConfigError, StoreUnavailableError
 from runhouse.names.address import Address
 
-BACKENDS: dict[str, str] = {
-    "local": "runhouse.secrets.backends.local:LocalBackend",
-    "den": "runhouse.secrets.backends.local:LocalBackend",
+# name -> (module:class, the install that brings its library)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "local": ("runhouse.secrets.backends.local:LocalBackend", "pip install runhouse"),
+    "den": ("runhouse.secrets.backends.den:DenBackend", "pip install runhouse"),
+    "vault": ("runhouse.secrets.backends.vault:VaultBackend", "pip install hvac"),
 }
+# What the secrets_backend setting may name: "store" (the address's store decides) or one
+# backend for every secret.
+CHOICES = ("store", "vault")
 
 
 class SecretBackend(ABC):
@@ -46,8 +55,27 @@ class SecretBackend(ABC):
         """Where the values of ``address`` are kept, for messages."""
 
 
+def backend_name(address: Address) -> str:
+    """The name of the backend that keeps the values of the secret at ``address``."""
+    chosen = configs.get("secrets_backend") or "store"
+    if chosen not in CHOICES:
+        raise ConfigError(
+            f"the secrets_backend setting is {chosen!r}; use one of {', '.join(CHOICES)} "
+            "(`runhouse config set secrets_backend store`)"
+        )
+    return address.store if chosen == "store" else str(chosen)
+
+
 def backend_for(address: Address) -> SecretBackend:
     """The backend that keeps the values of the secret at ``address``."""
-    module, name = BACKENDS[address.store].split(":")
-    cls: type[SecretBackend] = getattr(importlib.import_module(module), name)
-    return cls()
+    name = backend_name(address)
+    target, install = BACKENDS[name]
+    module_name, _, class_name = target.partition(":")
+    try:  # a backend imports its library when made (lazily: only when chosen)
+        cls: type[SecretBackend] = getattr(importlib.import_module(module_name), class_name)
+        return cls()
+    except ImportError as exc:
+        raise StoreUnavailableError(
+            str(address),
+            f"the {name} secrets backend needs {exc.name}, which is not installed: {install}",
+        ) from exc

@@ -34,6 +34,9 @@ class Sent:
     def __init__(self) -> None:
         self.instance: str | None = None  # the daemon instance these were sent to
         self.envs: dict[str, Any] = {}  # env name -> its declaration (the JSON body)
+        # env name -> the secret variables set in its workers (the daemon keeps them in
+        # memory only: a restarted daemon gets them again from here)
+        self.secrets: dict[str, dict[str, str]] = {}
         self.resources: dict[str, tuple[bytes, str, str | None]] = {}  # key -> blob, env, path
         self.state: OrderedDict[str, None] = OrderedDict()  # keys a restart loses, newest last
         self.lost: OrderedDict[str, None] = OrderedDict()  # such keys the last restart lost
@@ -86,6 +89,8 @@ class Sent:
         """Take over what ``other`` (the record of a client replaced by this one) holds."""
         for name, spec in other.envs.items():
             self.envs.setdefault(name, spec)
+        for name, variables in other.secrets.items():
+            self.secrets[name] = {**variables, **self.secrets.get(name, {})}
         for key, value in other.resources.items():
             if not self.knows(key):
                 self.resources[key] = value
@@ -124,8 +129,9 @@ def not_found(
 
 
 def restore_after_restart(client: ClusterClient) -> bool:
-    """If the daemon is a new instance, send it the envs, functions and classes sent to the
-    old one again (objects with state are lost); whether it was a new one."""
+    """If the daemon is a new instance, send it the envs (and their secret variables),
+    functions and classes sent to the old one again (objects with state are lost); whether
+    it was a new one."""
     sent, current = client.sent, client.learn_instance()
     if sent.instance is None or not current or current == sent.instance:
         return False
@@ -136,6 +142,8 @@ def restore_after_restart(client: ClusterClient) -> bool:
     )
     for name, spec in list(sent.envs.items()):
         client.declare_env(name, spec)
+    for name, variables in list(sent.secrets.items()):
+        client.json("PUT", f"/_rh/secrets/{name}", {"env_vars": variables})
     for key, (blob, env, path) in list(sent.resources.items()):
         client.send_object(key, blob, env, True, path)
     sent.restarted(current)

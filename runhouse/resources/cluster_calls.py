@@ -183,9 +183,15 @@ class ClusterCalls:
         """Set secret variables in env ``env_name``'s worker (declared already), now and in
         every worker it starts later. Unlike an env's ``env_vars`` they travel in a request's
         body only and the daemon keeps them in memory only: no config, log or command line
-        holds them (a restarted daemon has lost them: send them again)."""
+        holds them (a daemon restarted under this client gets them again)."""
         body = {"env_vars": variables}
-        self._with_client(lambda c: c.json("PUT", f"/_rh/secrets/{env_name}", body))
+
+        def put(client: ClusterClient) -> None:
+            client.json("PUT", f"/_rh/secrets/{env_name}", body)
+            known = client.sent.secrets.setdefault(env_name, {})
+            known.update(variables)  # sent again to a restarted daemon
+
+        self._with_client(put)
 
     def _existing_env(self, ref: EnvRef) -> str:
         name = _env_name(ref)

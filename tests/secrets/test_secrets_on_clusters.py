@@ -242,3 +242,14 @@ def test_failing_sends_say_why_without_the_value(home_cluster: Any, marker: str)
     with pytest.raises(Exception) as write_failed:  # whichever error the disk gives
         unwritable.to(home_cluster)
     assert marker not in text(write_failed.value)
+
+
+def test_a_restarted_daemon_gets_the_envs_secrets_again(own_daemon_dir: Path, marker: str) -> None:
+    c = rh.cluster(name="local").up_if_not()
+    env = f"sec_restart_{secrets.token_hex(3)}"
+    rh.Env(name=env).to(c)
+    rh.secret(name="kept", values={"RH_KEPT_SECRET": marker}).to(c, env=env)
+    fn = rh.function(read_vars).to(c, env=env, name="reads_kept")
+    assert fn(["RH_KEPT_SECRET"]) == [marker]
+    c.restart_server()  # the daemon held them in memory only: this client sends them again
+    assert fn(["RH_KEPT_SECRET"]) == [marker]

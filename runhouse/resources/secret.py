@@ -19,7 +19,7 @@ line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +32,7 @@ from runhouse.resources.env import Env
 from runhouse.resources.resource import Resource, author, build
 from runhouse.secrets.backends.base import backend_for
 from runhouse.secrets.base import Provider, shown_path
+from runhouse.secrets.formats import UnreadableFile
 from runhouse.secrets.registry import is_provider, known, provider_class
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class Secret(Resource):
     def files(self) -> dict[str, tuple[bytes, int]]:
         """The files it writes on a cluster (``{path from home: (contents, mode)}``)."""
         return {}
+
+    def merge_file(self, existing: bytes, rendered: bytes) -> bytes:
+        """What to write over a file already on the cluster (see ``FileFormat.merge``)."""
+        return rendered
 
     def _fetch(self) -> dict[str, str]:
         address = self._require_address(
@@ -139,7 +144,7 @@ class Secret(Resource):
         cluster = as_cluster(system)
         files = self.files() if env is None else {}
         if files:
-            write_files(cluster, files)
+            write_files(cluster, files, self.merge_file)
             return self
         variables = self.env_vars()
         if not variables:
@@ -157,7 +162,7 @@ class Secret(Resource):
         if variables:
             cluster.put_env_secrets(env_name, _checked_names(variables, self))
         else:
-            write_files(cluster, self.files())
+            write_files(cluster, self.files(), self.merge_file)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.rns_address!r})"
@@ -220,17 +225,36 @@ class ProviderSecret(Secret):
         """The provider's files for these values (``{path from home: (contents, mode)}``)."""
         return self._provider().write_files(self.values)
 
+    def merge_file(self, existing: bytes, rendered: bytes) -> bytes:
+        """The provider's file over one already there: other profiles or keys it holds stay."""
+        file = self._provider().file
+        return file.merge(existing, rendered) if file is not None else rendered
+
     def __repr__(self) -> str:
         return f"ProviderSecret(name={self.rns_address!r}, provider={self.provider!r})"
 
 
-def write_files(cluster: Cluster, files: Mapping[str, tuple[bytes, int]]) -> list[str]:
+def write_files(
+    cluster: Cluster,
+    files: Mapping[str, tuple[bytes, int]],
+    merge: Callable[[bytes, bytes], bytes] | None = None,
+) -> list[str]:
     """Write files on ``cluster`` through its daemon (paths from the daemon user's home, or
-    absolute), each with its mode; returns their absolute paths there."""
+    absolute), each with its mode; a file already there is written as ``merge(existing,
+    new)`` says (other profiles in it stay). Returns their absolute paths there."""
     disk = ClusterFiles(cluster)
     placed = []
     for path, (data, mode) in files.items():
         where = path if path.startswith("/") else f"~/{path}"
+        if merge is not None and disk.exists(where):
+            existing = disk.read_bytes(where)  # through the daemon connection, like the write
+            try:
+                data = merge(existing, data) if existing != data else data
+            except UnreadableFile as exc:
+                raise ValueError(
+                    f"{disk.url(where)} exists and is not in the {exc} format this secret "
+                    "writes; nothing was written. Move it aside, then send the secret again."
+                ) from None
         placed.append(str(disk.call("write_private", where, data, mode)))
     return placed
 

@@ -48,6 +48,11 @@ class FileFormat(ABC):
         """Every file to write for ``values`` kept at ``path`` (one, but for key pairs)."""
         return {path: self.render(values)}
 
+    def merge(self, existing: bytes, rendered: bytes) -> bytes:
+        """The file to write over ``existing`` with ``rendered`` in it: a file that holds one
+        credential is replaced; formats holding several keep the others."""
+        return rendered
+
 
 class IniFile(FileFormat):
     """One section of an INI file (``[default]`` of ``~/.aws/credentials``); ``options``
@@ -82,6 +87,22 @@ class IniFile(FileFormat):
         """The section with the mapped options that have values."""
         parser = configparser.RawConfigParser()
         parser[self.section] = {o: values[k] for k, o in self.options.items() if values.get(k)}
+        out = io.StringIO()
+        parser.write(out)
+        return out.getvalue().encode()
+
+    def merge(self, existing: bytes, rendered: bytes) -> bytes:
+        """``existing`` with its section replaced by the rendered one; other sections (other
+        profiles) stay. An existing file that is not INI is refused, not overwritten."""
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read_string(existing.decode("utf-8"))
+        except (configparser.Error, UnicodeDecodeError):
+            raise UnreadableFile(self.kind) from None
+        new = configparser.RawConfigParser()
+        new.read_string(rendered.decode("utf-8"))
+        parser.remove_section(self.section)
+        parser[self.section] = dict(new[self.section])
         out = io.StringIO()
         parser.write(out)
         return out.getvalue().encode()
@@ -161,6 +182,19 @@ class KeyValueFile(FileFormat):
         """One ``name = value`` line per value."""
         lines = [f"{n} = {values[k]}\n" for k, n in self.names.items() if values.get(k)]
         return "".join(lines).encode()
+
+    def merge(self, existing: bytes, rendered: bytes) -> bytes:
+        """``existing`` without the lines of this provider's names, then the rendered ones:
+        other lines stay."""
+        try:
+            lines = existing.decode("utf-8").splitlines(keepends=True)
+        except UnicodeDecodeError:
+            raise UnreadableFile(self.kind) from None
+        mine = set(self.names.values())
+        kept = [line for line in lines if line.partition("=")[0].strip() not in mine]
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+        return ("".join(kept)).encode() + rendered
 
 
 class KeyPair(FileFormat):

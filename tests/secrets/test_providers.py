@@ -258,3 +258,19 @@ def test_ssh_keygen_takes_the_written_key_pair(tmp_path: Path) -> None:
         check=True,
     ).stdout.split()[:2]
     assert derived == key.values["public_key"].split()[:2]
+
+
+def test_files_holding_several_credentials_keep_the_others_when_merged() -> None:
+    from runhouse.secrets.formats import IniFile, KeyValueFile, TokenFile, UnreadableFile
+
+    ini = IniFile(("~/x",), section="default", options={"key": "k"})
+    merged = ini.merge(b"[other]\nk = 1\n\n[default]\nk = old\n", ini.render({"key": "new"}))
+    assert merged == b"[other]\nk = 1\n\n[default]\nk = new\n\n"
+    with pytest.raises(UnreadableFile):
+        ini.merge(b"no section header", ini.render({"key": "new"}))
+    pairs = KeyValueFile(("~/y",), {"api_key": "api_key"})
+    assert pairs.merge(b"# note\nregion = eu\napi_key = old", pairs.render({"api_key": "n"})) == (
+        b"# note\nregion = eu\napi_key = n\n"
+    )
+    token = TokenFile(("~/z",), "token")
+    assert token.merge(b"old", token.render({"token": "new"})) == b"new"  # one credential

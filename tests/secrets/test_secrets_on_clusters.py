@@ -253,3 +253,25 @@ def test_a_restarted_daemon_gets_the_envs_secrets_again(own_daemon_dir: Path, ma
     assert fn(["RH_KEPT_SECRET"]) == [marker]
     c.restart_server()  # the daemon held them in memory only: this client sends them again
     assert fn(["RH_KEPT_SECRET"]) == [marker]
+
+
+def test_a_credentials_file_on_the_cluster_keeps_its_other_profiles(
+    home_cluster: Any, home_daemon: tuple[Path, Path], marker: str
+) -> None:
+    credentials = home_daemon[1] / ".aws" / "credentials"
+    credentials.parent.mkdir(exist_ok=True)
+    credentials.write_text("[work]\naws_access_key_id = W\naws_secret_access_key = WS\n")
+    aws = rh.provider_secret("aws", values={"access_key": f"A{marker}", "secret_key": "S"})
+    aws.to(home_cluster)
+    written = credentials.read_text()
+    assert "[work]\naws_access_key_id = W" in written  # the profile that was there stays
+    assert f"[default]\naws_access_key_id = A{marker}" in written
+    aws.to(home_cluster)  # again: still one [default]
+    assert credentials.read_text().count("[default]") == 1
+
+    credentials.write_bytes(b"\xff not an ini file")
+    with pytest.raises(ValueError, match="not in the INI format") as refused:
+        aws.to(home_cluster)
+    assert marker not in str(refused.value)
+    assert credentials.read_bytes() == b"\xff not an ini file"  # nothing lost
+    credentials.unlink()

@@ -284,6 +284,8 @@ class Routes:
         detach = q.get("detach") == "1"
         if q.get("logs") == "1" and not as_json and not detach:
             request["logs"] = True
+        if op == "map" and q.get("errors") == "return":
+            request["return_exceptions"] = True  # failed items answer their error
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
             request["store_as"] = _key(store_as, "store_as")

@@ -63,6 +63,7 @@ def schema() -> dict[str, Any]:
         _param("detach", "query", False),
         _param("store_as", "query", False),
         _param("op", "query", False),
+        _param("errors", "query", False),
         body="json",
         ok={
             "description": 'frames, or the JSON result when the body was JSON {"args", "kwargs"}',

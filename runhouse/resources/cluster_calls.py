@@ -31,7 +31,7 @@ from runhouse.fileio import atomic_write
 from runhouse.resources import remote_call
 from runhouse.resources.env import Env, EnvRef, code_root
 from runhouse.resources.secret import env_secrets
-from runhouse.wire import versions
+from runhouse.wire import errors, versions
 from runhouse.wire.serialization import dumps
 
 if TYPE_CHECKING:
@@ -259,7 +259,9 @@ class ClusterCalls:
         """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
         payload = dumps(items, f"the arguments of {key}.{method}")
         params = {"logs": "1" if stream_logs else "0", "op": "map", **params}
-        return list(self._connection.call(key, method, payload, params, stream_logs))
+        values = self._connection.call(key, method, payload, params, stream_logs)
+        # With errors=return, a failed item is its packed error: rebuilt here, as a call's.
+        return [errors.unpack(v) if isinstance(v, errors.Packed) else v for v in values]
 
     def run_detached(
         self,

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shlex
 from collections.abc import Callable, Iterable
@@ -139,12 +140,20 @@ class Function(Resource):
 
         return remote_call.get_or_call(cluster, run_name, load, run, self.kind, options)
 
-    def map(self, *iterables: Iterable[Any], **kwargs: Any) -> list[Any]:
-        """``fn(a, b)`` for each ``a, b`` of ``zip(*iterables)``, concurrently on the cluster."""
-        return self.starmap(zip(*iterables, strict=False), **kwargs)
+    def map(
+        self, *iterables: Iterable[Any], return_exceptions: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """``fn(a, b)`` for each ``a, b`` of ``zip(*iterables)``, concurrently on the cluster;
+        results in input order. ``return_exceptions=True``: an item that failed gives its
+        exception (with the remote traceback) in its place instead of raising the first."""
+        args = zip(*iterables, strict=False)
+        return self.starmap(args, return_exceptions=return_exceptions, **kwargs)
 
-    def starmap(self, arg_tuples: Iterable[Iterable[Any]], **kwargs: Any) -> list[Any]:
-        """``fn(*args, **kwargs)`` for each ``args`` in ``arg_tuples``, concurrently."""
+    def starmap(
+        self, arg_tuples: Iterable[Iterable[Any]], return_exceptions: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """``fn(*args, **kwargs)`` for each ``args`` in ``arg_tuples``, concurrently; results
+        in input order (``return_exceptions`` as for ``map``)."""
         cluster, key = self._bound()
         options = pop_options(kwargs, self.stream_logs)
         if options.remote or options.run_name is not None:
@@ -152,12 +161,18 @@ class Function(Resource):
                 "map and starmap return their results; remote= and run_name= are for single calls"
             )
         items = [(tuple(args), kwargs) for args in arg_tuples]
-        map_items = remote_call.map_items
+        run = functools.partial(
+            remote_call.map_items,
+            cluster,
+            key,
+            "call",
+            items,
+            options.stream_logs,
+            return_exceptions,
+        )
         if options.run_async:
-            return asyncio.to_thread(  # type: ignore[return-value]
-                map_items, cluster, key, "call", items, options.stream_logs
-            )
-        return map_items(cluster, key, "call", items, options.stream_logs)
+            return asyncio.to_thread(run)  # type: ignore[return-value]
+        return run()
 
     def http_url(self) -> str:
         """The URL that calls this function over plain HTTP (POST, JSON body)."""

@@ -134,13 +134,17 @@ def map_items(
     method: str,
     items: list[tuple[tuple[Any, ...], dict[str, Any]]],
     stream_logs: bool,
+    return_exceptions: bool = False,
 ) -> list[Any]:
     """``key.method`` once per (args, kwargs), concurrently on the cluster (refs resolved
-    there, as for a single call)."""
+    there, as for a single call); ``return_exceptions``: failed items give their errors."""
+    extra = {"errors": "return"} if return_exceptions else {}
     return with_refs(
         system,
         items,
-        lambda **refs: system.call_map(key, method, items, stream_logs=stream_logs, **refs),
+        lambda **refs: system.call_map(
+            key, method, items, stream_logs=stream_logs, **extra, **refs
+        ),
     )
 
 

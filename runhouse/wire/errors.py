@@ -44,6 +44,11 @@ def pack(exc: BaseException) -> bytes:
     return pickle.dumps(record)
 
 
+class Packed(bytes):
+    """An exception packed by ``pack`` standing in a map's results (``return_exceptions``):
+    the client puts the rebuilt exception in its place."""
+
+
 def unpack(data: bytes | memoryview) -> BaseException:
     """Rebuild the exception packed by ``pack`` (or a ``RemoteError`` if it cannot be)."""
     record = pickle.loads(data)

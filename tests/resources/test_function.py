@@ -310,6 +310,26 @@ def test_map_and_starmap(cluster: rh.Cluster, capsys: pytest.CaptureFixture[str]
     assert rh.function(double_later).to(cluster).map([1, 2]) == [2, 4]
 
 
+def inverse(x: float) -> float:
+    return 1 / x
+
+
+async def inverse_later(x: float) -> float:
+    return 1 / x
+
+
+def test_map_can_return_the_exceptions_in_place(cluster: rh.Cluster) -> None:
+    for fn in (rh.function(inverse).to(cluster), rh.function(inverse_later).to(cluster)):
+        with pytest.raises(ZeroDivisionError):
+            fn.map([1, 0, 2])
+        results = fn.map([1, 0, 2, 0, 4], return_exceptions=True)
+        assert [r for i, r in enumerate(results) if i in (0, 2, 4)] == [1.0, 0.5, 0.25]
+        for failed in (results[1], results[3]):
+            assert isinstance(failed, ZeroDivisionError)
+            assert "(on the cluster)" in str(failed.__cause__)  # the remote traceback
+        assert fn.starmap([(2,), (0,)], return_exceptions=True)[0] == 0.5
+
+
 def test_cancel_stops_a_running_call_and_others_go_on(
     cluster: rh.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,15 +208,20 @@ def run_map(
     output: CallOutput | None,
     pool: Executor,
     loop: asyncio.AbstractEventLoop,
+    return_exceptions: bool = False,
 ) -> list[Any]:
-    """Run ``target`` once per argument set, concurrently; results in order."""
+    """Run ``target`` once per argument set, concurrently; results in order. With
+    ``return_exceptions``, an item that failed answers its error, packed (``errors.Packed``),
+    instead of failing the map."""
     if is_async(target):
 
         async def gather() -> list[Any]:
             current_output.set(output)
-            return list(await asyncio.gather(*(target(*a, **k) for a, k in items)))
+            runs = (target(*a, **k) for a, k in items)
+            return list(await asyncio.gather(*runs, return_exceptions=return_exceptions))
 
-        return asyncio.run_coroutine_threadsafe(gather(), loop).result()
+        values = asyncio.run_coroutine_threadsafe(gather(), loop).result()
+        return [_packed(v) if isinstance(v, BaseException) else v for v in values]
 
     def one(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         token = current_output.set(output)
@@ -226,7 +231,15 @@ def run_map(
             current_output.reset(token)
 
     futures = [pool.submit(one, a, k) for a, k in items]
-    return [f.result() for f in futures]
+    if not return_exceptions:
+        return [f.result() for f in futures]
+    return [_packed(f.exception()) if f.exception() else f.result() for f in futures]
+
+
+def _packed(exc: BaseException | None) -> errors.Packed:
+    assert exc is not None
+    exc.__traceback__ = _user_frames(exc.__traceback__)
+    return errors.Packed(errors.pack(exc))
 
 
 def encode_value(value: Any, fmt: str, what: str) -> bytes:

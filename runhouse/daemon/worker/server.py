@@ -242,7 +242,8 @@ class WorkerServer:
     def _run_map(self, call: calls.Call, method: Any, items: list[Any]) -> None:
         output = CallOutput(call.send) if call.request.get("logs") else None
         try:
-            values = calls.run_map(method, items, output, self._pool, self._loop)
+            collect = bool(call.request.get("return_exceptions"))
+            values = calls.run_map(method, items, output, self._pool, self._loop, collect)
             what = f"the results of {call.request['key']}"
             payload = calls.encode_value(values, "pickle", what)
         except BaseException as exc:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import signal
-import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runhouse import serving
 from runhouse._version import __version__
 from runhouse.config import configs
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app, instance
@@ -40,17 +38,6 @@ _SETTINGS = (
     "max_connections",
     "den_auth_ttl",
 )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listening before uvicorn starts accepting: a client told "ready" can connect at once.
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 def serve(
@@ -106,7 +93,7 @@ def serve(
         except ValueError as exc:
             print(f"runhouse: {exc}", file=sys.stderr)
             return REFUSED
-    sock = _bind(host, port)
+    sock = serving.bind(host, port)
     port = sock.getsockname()[1]
     builder = EnvBuilder(root / "envs", root / "support")
     state = DaemonState(ProcessEngine(), token, port, builder, settings["worker_idle_timeout"])
@@ -125,7 +112,7 @@ def serve(
     config = uvicorn.Config(
         create_app(state, max_body, den),
         loop="none",
-        http=guards.protocol_class(_fastest_http(), limits),
+        http=guards.protocol_class(serving.fastest_http(), limits),
         ws="none",  # no websocket routes: an upgrade must not slip past the guards
         lifespan="off",
         access_log=False,
@@ -138,7 +125,7 @@ def serve(
         h11_max_incomplete_event_size=limits.max_head,
         **tls,
     )
-    server = _server_class()(config)
+    server = serving.server_class()(config)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -189,7 +176,7 @@ def serve(
             files.clear_info()
             log.info("runhouse daemon stopped")
 
-    _run(main())
+    serving.run(main())
     return 0
 
 
@@ -200,34 +187,3 @@ def _settings() -> dict[str, int]:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"Setting {key!r} takes a whole number, got {value!r}.")
     return values
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus its signal capture: it re-raises SIGTERM after serving,
-        which would kill the daemon before it stops its workers and removes its pidfile."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server
-
-
-def _fastest_http() -> str:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
-
-
-def _run(main: object) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)  # type: ignore[arg-type]
-    else:
-        uvloop.run(main)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ names another file), ``den.lock`` (held while a Den serves this folder), ``den.j
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import json
 import logging
@@ -19,9 +18,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from typing import Any
 
+from runhouse import serving
 from runhouse._version import __version__
 from runhouse.den import files
 from runhouse.den.settings import DenSettings
@@ -108,7 +107,7 @@ def _serve_locked(settings: DenSettings, paths: files.DenFiles, ready_fd: int | 
         keyring = master_keyring(settings, db)  # before the admin: a missing key stops here
         token = ensure_admin(db, settings)
         try:
-            sock = _bind(settings.host, settings.port)
+            sock = serving.bind(settings.host, settings.port)
         except OSError as exc:
             raise DenServerError(
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; "
@@ -120,7 +119,7 @@ def _serve_locked(settings: DenSettings, paths: files.DenFiles, ready_fd: int | 
         config = uvicorn.Config(
             create_app(settings, db, keyring),
             loop="none",
-            http=_fastest_http(),
+            http=serving.fastest_http(),
             ws="none",
             lifespan="off",
             access_log=False,
@@ -132,7 +131,7 @@ def _serve_locked(settings: DenSettings, paths: files.DenFiles, ready_fd: int | 
             timeout_graceful_shutdown=_GRACE,
             **tls,
         )
-        server = _server_class()(config)
+        server = serving.server_class()(config)
         info = {
             "pid": os.getpid(),
             "url": url,
@@ -143,7 +142,7 @@ def _serve_locked(settings: DenSettings, paths: files.DenFiles, ready_fd: int | 
             "runhouse": __version__,
         }
         _announce(settings, info, token, ready_fd)
-        _run(_main(server, sock, paths, info))
+        serving.run(_main(server, sock, paths, info))
     finally:
         db.close()
     return 0
@@ -187,49 +186,7 @@ async def _main(server: Any, sock: socket.socket, paths: files.DenFiles, info: d
         log.info("Den stopped")
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listening before uvicorn accepts: a client told "ready" can connect at once.
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
-
-
 def _url_host(host: str) -> str:
     if host in ("0.0.0.0", "::"):
         host = socket.gethostname()
     return f"[{host}]" if ":" in host else host
-
-
-def _server_class() -> type:
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        """uvicorn's server, minus its signal capture: it re-raises the signal after
-        serving, which would end the process before Den removes its pid file."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    return Server
-
-
-def _fastest_http() -> str:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return "h11"
-    return "httptools"
-
-
-def _run(main: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)

@@ -1,7 +1,8 @@
-"""Atomic file writes and cross-process directory locks.
+"""Atomic file writes and cross-process directory locks, and the two reads a parent makes of
+a server it starts (the daemon, Den): its "ready" line on a pipe, and the end of its log.
 
 The local store and ``~/.rh/config.yaml`` are written by several processes at once (a
-notebook, a script, a CLI call); these two tools are what keep them from tearing a file or
+notebook, a script, a CLI call); atomic writes and locks keep them from tearing a file or
 losing an update.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import select
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +61,30 @@ def locked_dir(path: Path) -> Iterator[Path]:
                 return
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+
+def read_line(fd: int, timeout: float) -> str:
+    """The first line a child writes on pipe ``fd`` within ``timeout`` seconds; "" if none
+    comes (it is silent, or exited first)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ""
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return ""
+        chunk = os.read(fd, 65536)
+        if not chunk:  # the child closed the pipe (it exited) without a line
+            return ""
+        data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ("(no log)" if there is none)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from runhouse import fileio
 from runhouse.daemon.layout import DaemonFiles, default_dir
 from runhouse.exceptions import DaemonError
 from runhouse.wire.exposure import Exposure
@@ -73,7 +72,7 @@ def start(
         )
     os.close(write_end)
     try:
-        line = _read_line(read_end, timeout)
+        line = fileio.read_line(read_end, timeout)
     finally:
         os.close(read_end)
     if not line.startswith("ready"):
@@ -83,7 +82,7 @@ def start(
         proc.wait()
         raise DaemonError(
             f"The daemon did not start (exit code {code}). Last lines of {files.log}:\n"
-            + tail(files.log)
+            + fileio.tail(files.log)
         )
     _children[proc.pid] = proc
     info = files.read_info()
@@ -105,31 +104,6 @@ def stop(files: DaemonFiles, timeout: float = 15) -> bool:
     _reap(pid)
     files.clear_info()
     return True
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    """The last lines of a log file."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-def _read_line(fd: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return ""
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            return ""
-        chunk = os.read(fd, 256)
-        if not chunk:
-            break  # the daemon exited before it was ready
-        data += chunk
-    return data.decode(errors="replace")
 
 
 def _wait_for_exit(files: DaemonFiles, timeout: float) -> bool:

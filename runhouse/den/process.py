@@ -12,15 +12,14 @@ import contextlib
 import fcntl
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from runhouse import fileio
 from runhouse.den.files import DenFiles
 from runhouse.exceptions import DenServerError
 
@@ -69,7 +68,7 @@ def start(files: DenFiles, argv: Sequence[str]) -> dict[str, Any]:
         )
     os.close(write_fd)
     try:
-        line = _read_line(read_fd, _START_WITHIN)
+        line = fileio.read_line(read_fd, _START_WITHIN)
     finally:
         os.close(read_fd)
     if line:
@@ -80,7 +79,7 @@ def start(files: DenFiles, argv: Sequence[str]) -> dict[str, Any]:
         proc.wait()
     raise DenServerError(
         f"Den did not start (exit code {proc.returncode}). The end of {files.log}:\n"
-        + _tail(files.log)
+        + fileio.tail(files.log)
     )
 
 
@@ -108,27 +107,3 @@ def stop(files: DenFiles) -> bool:
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-
-def _read_line(fd: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return ""
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            return ""
-        chunk = os.read(fd, 65536)
-        if not chunk:  # the child closed the pipe (it exited) without a line
-            return ""
-        data += chunk
-    return data.split(b"\n", 1)[0].decode()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

@@ -137,13 +137,13 @@ def copy_file(src: Place, dst: Place, progress: bool | None = None) -> None:
             on_cluster(ClusterFiles(a), "push", (src.path, peer, dst.path), shown)
         elif b is not None:
             if src.system == "file":
-                upload_file(src.storage().normalize(src.path), b, dst.path, shown)
+                upload(src.storage().normalize(src.path), b, dst.path, shown)
             else:  # bucket -> cluster: the cluster fetches it
                 ClusterFiles(b).call("copy_file", *specs)
         else:
             assert a is not None
             if dst.system == "file":
-                download_file(a, src.path, dst.storage().normalize(dst.path), shown)
+                download(a, src.path, dst.storage().normalize(dst.path), shown)
             else:  # cluster -> bucket: the cluster sends it
                 ClusterFiles(a).call("copy_file", *specs)
 
@@ -210,86 +210,56 @@ def route(cluster: Cluster) -> str:
     return "rsync" if cluster.server_connection_type == "ssh" else "http"
 
 
-def upload(local_dir: str, cluster: Cluster, path: str, shown: Bar | None = None) -> None:
-    """Copy local folder ``local_dir`` to ``path`` on ``cluster`` (``shown``: its progress)."""
-    if not os.path.isdir(local_dir):
-        raise FileNotFoundError(f"{local_dir} is not a folder (nothing is there); check the path")
+def upload(local: str, cluster: Cluster, path: str, shown: Bar | None = None) -> None:
+    """Copy local folder or file ``local`` to ``path`` on ``cluster`` (rsync, or parts
+    through the daemon) into a temporary name renamed at the end (``shown``: its progress)."""
+    folder = os.path.isdir(local)
+    if not folder and not os.path.isfile(local):
+        raise FileNotFoundError(f"{local} does not exist (nothing is there); check the path")
     shown = shown or Bar()
     files = ClusterFiles(cluster)
     dest = files.expand(path)
     if route(cluster) == "http":
-        return http_upload(files, local_dir, dest, shown)
-    temp = trees.partial_path(dest, local_dir)
-    wanted = trees.sizes(storage_for("file"), local_dir)
-    shown.begin(sum(wanted.values()))
+        return (http_upload if folder else http_upload_file)(files, local, dest, shown)
+    temp = trees.partial_path(dest, local)
+    wanted = trees.sizes(storage_for("file"), local) if folder else {}
+    shown.begin(sum(wanted.values()) if folder else os.path.getsize(local))
     with _cut_says_rerun(files.url(dest)):
         cluster.runner.rsync(
-            local_dir, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
+            local, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
         )
-    _check_or_drop(wanted, files, temp)
+    if folder:
+        _check_or_drop(wanted, files, temp)
     files.rename(temp, dest)
 
 
 def download(cluster: Cluster, path: str, local_dest: str, shown: Bar | None = None) -> None:
-    """Copy folder ``path`` on ``cluster`` to local folder ``local_dest`` (``shown``: its
-    progress)."""
+    """Copy folder or file ``path`` on ``cluster`` to ``local_dest`` here (rsync, or parts
+    through the daemon) into a temporary name renamed at the end (``shown``: its progress)."""
     shown = shown or Bar()
     files = ClusterFiles(cluster)
     source = files.expand(path)
-    if not files.isdir(source):
-        raise FileNotFoundError(
-            f"{files.url(source)} is not a folder (nothing is there); check the path"
-        )
+    if not files.exists(source):
+        raise FileNotFoundError(f"{files.url(source)} does not exist; check the path")
+    folder = files.isdir(source)
     if route(cluster) == "http":
-        return http_download(files, source, local_dest, shown)
+        fetch = http_download if folder else http_download_file
+        return fetch(files, source, local_dest, shown)
     local = storage_for("file")
     temp = trees.partial_path(local_dest, files.url(source))
-    wanted = files.sizes(source)
-    shown.begin(sum(wanted.values()))
+    wanted = files.sizes(source) if folder else {}
+    shown.begin(sum(wanted.values()) if folder else int(files.call("size", source)))
     with _cut_says_rerun(local_dest):
         cluster.runner.rsync(
-            f"{source}/", temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
+            f"{source}/" if folder else source,
+            temp,
+            up=False,
+            gitignore=False,
+            progress=_fed(shown),
+            compress=COMPRESS,
         )
-    _check_or_drop(wanted, local, temp)
-    local.rename(temp, local_dest)
-
-
-def upload_file(local_file: str, cluster: Cluster, path: str, shown: Bar | None = None) -> None:
-    """Copy local file ``local_file`` to ``path`` on ``cluster`` (rsync, or parts through
-    the daemon), into a temporary name renamed at the end."""
-    if not os.path.isfile(local_file):
-        raise FileNotFoundError(f"{local_file} is not a file (nothing is there); check the path")
-    shown = shown or Bar()
-    files = ClusterFiles(cluster)
-    dest = files.expand(path)
-    if route(cluster) == "http":
-        return http_upload_file(files, local_file, dest, shown)
-    temp = trees.partial_path(dest, local_file)
-    shown.begin(os.path.getsize(local_file))
-    with _cut_says_rerun(files.url(dest)):
-        cluster.runner.rsync(
-            local_file, temp, up=True, gitignore=False, progress=_fed(shown), compress=COMPRESS
-        )
-    files.rename(temp, dest)
-
-
-def download_file(cluster: Cluster, path: str, local_dest: str, shown: Bar | None = None) -> None:
-    """Copy file ``path`` on ``cluster`` to local file ``local_dest`` (rsync, or parts
-    through the daemon), into a temporary name renamed at the end."""
-    shown = shown or Bar()
-    files = ClusterFiles(cluster)
-    source = files.expand(path)
-    if route(cluster) == "http":
-        return http_download_file(files, source, local_dest, shown)
-    if not files.exists(source) or files.isdir(source):
-        raise FileNotFoundError(f"{files.url(source)} is not a file; check the path")
-    local = storage_for("file")
-    temp = trees.partial_path(local_dest, files.url(source))
-    shown.begin(int(files.call("size", source)))
-    with _cut_says_rerun(local_dest):
-        cluster.runner.rsync(
-            source, temp, up=False, gitignore=False, progress=_fed(shown), compress=COMPRESS
-        )
+    if folder:
+        _check_or_drop(wanted, local, temp)
     local.rename(temp, local_dest)
 
 

@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import ssl
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.processes import stop_child
 
 READY_WITHIN = 60.0  # seconds a Den may take to answer /v1/health
 STOP_WITHIN = 15.0  # seconds after SIGINT before SIGKILL
@@ -161,14 +162,7 @@ class DenServer:
 
     def stop(self) -> int:
         """Stop Den by its PID (SIGINT, then SIGKILL after a deadline); its exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(STOP_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return int(self.proc.returncode)
+        return stop_child(self.proc, STOP_WITHIN)
 
 
 def den_command(data_dir: Path, db_url: str | None = None, *extra: str) -> list[str]:

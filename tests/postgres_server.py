@@ -29,7 +29,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -40,6 +39,7 @@ from typing import Any
 
 import pytest
 
+from tests.processes import stop_child
 from tests.sshd import free_port
 
 INSTALL_HINT = "scripts/system-packages :postgresql (scripts/test runs it)"
@@ -73,13 +73,7 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server by its PID (SIGINT, then SIGKILL after a deadline); remove its files."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(STOP_WITHIN)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc, STOP_WITHIN)
         shutil.rmtree(self.root)
 
 

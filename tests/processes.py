@@ -1,8 +1,10 @@
-"""Run several real processes so that they start their work at the same moment."""
+"""Real processes for tests: several started so that they begin their work at the same moment,
+and a server child stopped by its PID."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 from collections.abc import Sequence
 
@@ -27,3 +29,16 @@ def run_together(commands: Sequence[Sequence[str]], timeout: float = 120) -> Non
             proc.stdin.close()
         for proc in procs:
             assert proc.wait(timeout=timeout) == 0
+
+
+def stop_child(proc: subprocess.Popen[bytes], within: float) -> int:
+    """Stop a server child by its PID: SIGINT, then SIGKILL if it is not gone ``within``
+    seconds; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(within)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return int(proc.returncode)

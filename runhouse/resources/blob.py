@@ -13,7 +13,6 @@ A file holds a pickle of its data (cloudpickle), or the raw bytes when the data 
 
 from __future__ import annotations
 
-import posixpath
 import secrets
 from typing import Any
 
@@ -142,15 +141,12 @@ class File(OnASystem):
         data_config: dict[str, Any] | None = None,
         progress: bool | None = None,
     ) -> File:
-        """A copy of the file on ``system`` at ``path`` (default: the same name in the home
-        folder there; a bucket needs ``"bucket/key"``), by the shortest path (a cluster <->
-        bucket copy is made by the cluster itself), with a progress bar on a terminal
-        (``progress=False``: none)."""
+        """A copy of the file on ``system`` at ``path`` (default: its name in the cluster's
+        home, or the current folder here; a bucket needs ``"bucket/key"``), by the shortest
+        path (a cluster <-> bucket copy is made by the cluster itself), with a progress bar
+        on a terminal (``progress=False``: none)."""
         target = as_system(system)
-        if data_config is None and isinstance(target, str) and target == self.system:
-            data_config = self.data_config
-        if path is None and target not in SCHEMES[1:]:
-            path = f"~/{posixpath.basename(self.path)}"
+        path, data_config = self._copy_options(target, path, data_config)
         dest = File(path=path, system=target, data_config=data_config, serializer=self.serializer)
         transfers.copy_file(self.place(), dest.place(), progress)
         return dest

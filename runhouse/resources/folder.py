@@ -69,6 +69,19 @@ class OnASystem(Resource):
             state["_instance"] = _instance_of(self.system)
         return state
 
+    def _copy_options(
+        self, target: str | Cluster, path: str | None, data_config: dict[str, Any] | None
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """The path and ``data_config`` of a copy on ``target``: by default its name in the
+        cluster's home, or in the current folder here (a bucket needs a path), and this
+        one's storage options for the same kind of system."""
+        if data_config is None and isinstance(target, str) and target == self.system:
+            data_config = self.data_config
+        if path is None and target not in SCHEMES[1:]:
+            base = posixpath.basename(self.path.rstrip("/")) or self.resource_type
+            path = f"~/{base}" if isinstance(target, Cluster) else os.path.join(os.getcwd(), base)
+        return path, data_config
+
 
 class Folder(OnASystem):
     """A folder of files on a storage system (``file``, ``s3``, ``gs``, ``azure``) or a
@@ -171,11 +184,7 @@ class Folder(OnASystem):
         kind of system. A transfer of over a second shows a progress bar on stderr when it
         is a terminal; ``progress=False`` hides it (default: the ``progress`` setting)."""
         target = as_system(system)
-        if data_config is None and isinstance(target, str) and target == self.system:
-            data_config = self.data_config
-        if path is None and target not in SCHEMES[1:]:
-            base = posixpath.basename(self.path.rstrip("/")) or "folder"
-            path = f"~/{base}" if isinstance(target, Cluster) else os.path.join(os.getcwd(), base)
+        path, data_config = self._copy_options(target, path, data_config)
         dest = Folder(path=path, system=target, data_config=data_config)
         if _same_place(self, dest):
             raise ValueError(f"{self.place().url()} is already there: give another path")

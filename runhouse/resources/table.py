@@ -19,7 +19,6 @@ credentials) and the verbs. Copies go through the folders' transfers
 from __future__ import annotations
 
 import os
-import posixpath
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -207,11 +206,7 @@ class Table(OnASystem):
         name renamed at the end. ``FileExistsError`` if a table is there, unless
         ``overwrite``. The copy is unnamed: ``save(name)`` it to keep it."""
         target = _system(system)
-        if data_config is None and isinstance(target, str) and target == self.system:
-            data_config = self.data_config
-        if path is None and not (isinstance(target, str) and target != "file"):
-            base = posixpath.basename(self.path.rstrip("/")) or "table"  # as a folder's to()
-            path = f"~/{base}" if isinstance(target, Cluster) else os.path.join(os.getcwd(), base)
+        path, data_config = self._copy_options(target, path, data_config)
         dest = Table(
             path=path, system=target, data_config=data_config, partition_cols=self.partition_cols
         )

@@ -311,6 +311,15 @@ class WorkerDiedError(RunhouseError):
         )
 
 
+class PlacementError(RunhouseError, ValueError):
+    """No node of the cluster can hold an env's workers: what was asked, what the nodes have."""
+
+    def __init__(self, env: str, asked: dict[str, object], why: str) -> None:
+        self.env = env
+        self.asked = asked
+        super().__init__(f"Env {env!r} asks for compute={asked}, but {why}")
+
+
 class DaemonError(RunhouseError):
     """The cluster's daemon could not be reached, or answered with an error."""
 

@@ -21,10 +21,12 @@ from typing import Any
 from runhouse import fileio
 from runhouse.daemon.layout import DaemonFiles, default_dir
 from runhouse.exceptions import DaemonError
+from runhouse.wire.engine import EngineChoice
 from runhouse.wire.exposure import Exposure
 
 DEFAULT_PORT = 32300
 LOOPBACK = Exposure()
+PROCESSES = EngineChoice()
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -51,14 +53,16 @@ def start(
     port: int = DEFAULT_PORT,
     how: Exposure = LOOPBACK,
     timeout: float = 60,
+    engine: EngineChoice = PROCESSES,
 ) -> dict[str, Any]:
     """Start the daemon in the background and wait until it listens; returns its info."""
-    problem = how.problem()
+    problem = how.problem() or engine.problem()
     if problem is not None:
         raise DaemonError(f"Not starting the daemon: {problem}")
     files.ensure_root()
     read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "runhouse.daemon", *how.argv(), "--port", str(port)]
+    command = [sys.executable, "-m", "runhouse.daemon", *how.argv(), *engine.argv()]
+    command += ["--port", str(port)]
     command += ["--dir", str(files.root), "--ready-fd", str(write_end)]
     with open(files.log, "ab") as log:
         proc = subprocess.Popen(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runhouse.daemon.layout import default_dir
 from runhouse.daemon.server import serve
-from runhouse.wire import exposure
+from runhouse.wire import engine, exposure
 
 
 def main() -> int:
@@ -18,9 +18,11 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=None, help="the daemon's folder")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     exposure.add_arguments(parser)
+    engine.add_arguments(parser)
     args = parser.parse_args()
     how = exposure.from_arguments(args)
-    return serve(how, args.port, args.dir or default_dir(), args.ready_fd)
+    choice = engine.from_arguments(args)
+    return serve(how, args.port, args.dir or default_dir(), args.ready_fd, engine=choice)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ from runhouse._version import __version__
 from runhouse.config import configs
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app, instance
 from runhouse.daemon.den_auth import DenGate
-from runhouse.daemon.engines.process import ProcessEngine
+from runhouse.daemon import engines
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 from runhouse.daemon.tls import certificate
 from runhouse.exceptions import ConfigError, DaemonError
 from runhouse.wire import home
+from runhouse.wire.engine import EngineChoice
 from runhouse.wire.exposure import Exposure
 
 log = logging.getLogger("runhouse.daemon")
@@ -46,6 +47,7 @@ def serve(
     root: Path,
     ready_fd: int | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    engine: EngineChoice = EngineChoice(),
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
     import uvicorn
@@ -55,7 +57,7 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    problem = how.problem()
+    problem = how.problem() or engine.problem()
     if problem is not None:
         print(f"runhouse: {problem}", file=sys.stderr)
         return REFUSED
@@ -96,7 +98,9 @@ def serve(
     sock = serving.bind(host, port)
     port = sock.getsockname()[1]
     builder = EnvBuilder(root / "envs", root / "support")
-    state = DaemonState(ProcessEngine(), token, port, builder, settings["worker_idle_timeout"])
+    state = DaemonState(
+        engines.make(engine, root), token, port, builder, settings["worker_idle_timeout"]
+    )
     # Workers inherit these: a cluster object or a folder on this cluster, unpickled in one,
     # reaches this daemon on this machine and reads its own disk.
     home.mark(instance(), str(root))
@@ -151,6 +155,7 @@ def serve(
                 "tls_cert": tls.get("ssl_certfile"),
                 "den_url": how.den_url,
                 "den_resource": how.den_resource,
+                "engine": engine.engine,
             }
         )
         log.info(

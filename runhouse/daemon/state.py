@@ -86,6 +86,7 @@ class DaemonState:
     async def start(self) -> None:
         """Start the base env's worker (so the first call does not wait for it) and the
         check that stops idle workers."""
+        await self.engine.start()
         await self.worker(BASE_ENV)
         if self.worker_idle_timeout > 0 and self._reaper is None:
             self._reaper = asyncio.get_running_loop().create_task(self._stop_idle_workers())
@@ -97,6 +98,7 @@ class DaemonState:
             self._reaper = None
         workers, self.workers = list(self.workers.values()), {}
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        await self.engine.stop()
 
     def set_env(self, spec: EnvSpec) -> bool:
         """Record an env; returns whether it changed (its worker must then restart)."""

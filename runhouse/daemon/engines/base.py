@@ -32,6 +32,11 @@ class EnvSpec:
     pythonpath: tuple[str, ...] = ()
     content_hash: str | None = None
     packages: tuple[str, ...] = field(default=(), compare=False)
+    # Where its workers run: resources each needs ("CPU", "GPU", "memory" in bytes, custom
+    # names) and "node" (a node's id or address) to pin them; engines that place workers
+    # honour it, and every engine refuses what no node has (Engine.check).
+    compute: dict[str, Any] = field(default_factory=dict)
+    replicas: int = 1  # workers of this env; calls and map items are balanced over them
 
 
 class Frame(NamedTuple):
@@ -87,6 +92,16 @@ class WorkerHandle(ABC):
     @abstractmethod
     def alive(self) -> bool:
         """Whether the worker can take requests."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (the daemon balances replicas by it)."""
+        return 0
+
+    @property
+    def node(self) -> str | None:
+        """The id of the node the worker runs on (``Engine.nodes()``' ``id``), if known."""
+        return None
 
     @abstractmethod
     def open(self, request: dict[str, Any], body: bytes | memoryview = b"") -> Stream:
@@ -145,7 +160,31 @@ OnDeath = Callable[["WorkerHandle", str], None]
 
 
 class Engine(ABC):
-    """Starts workers for envs."""
+    """Starts workers for envs, on the nodes it knows.
+
+    ``nodes()`` entries: ``{"id", "address", "head", "alive", "resources", "available",
+    "load_1m"}``: ``resources``/``available`` map resource names ("CPU", "GPU", "memory" in
+    bytes, custom ones) to amounts; ``available`` and ``load_1m`` may be None where the engine
+    cannot tell.
+    """
+
+    name: str = "engine"
+
+    async def start(self) -> None:
+        """Get ready to launch workers (connect to, or start, what the engine runs on)."""
+        return None
+
+    async def stop(self) -> None:
+        """Release what ``start`` took (after every worker was stopped)."""
+        return None
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The nodes workers can run on, with their resources and load."""
+        return []
+
+    async def check(self, env: EnvSpec) -> None:
+        """Raise ``PlacementError`` if no node can ever hold one of ``env``'s workers."""
+        return None
 
     @abstractmethod
     async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:

@@ -20,11 +20,12 @@ from typing import Any, Protocol, TypeVar
 
 from runhouse.client import den_auth
 from runhouse.client.hosts import DaemonHost
-from runhouse.client.http import ClusterClient, DaemonUnreachable
+from runhouse.client.http import ClusterClient, DaemonUnreachable, Decode
 from runhouse.client.sent import Sent, run_keys
 from runhouse.config import configs
 from runhouse.exceptions import CallInterruptedError, DaemonError
 from runhouse.wire.exposure import Exposure
+from runhouse.wire.serialization import loads
 
 log = logging.getLogger("runhouse")
 T = TypeVar("T")
@@ -67,15 +68,16 @@ class DaemonConnection:
         params: dict[str, str],
         stream_logs: bool,
         timeout: float | None = None,
+        decode: Decode = loads,
     ) -> Any:
         """Call ``key.method`` at most once: under a run key (``params``' own, a run name, or
         a new one), which the daemon refuses to run twice; a call lost on the way raises
-        ``CallInterruptedError``."""
+        ``CallInterruptedError``. ``decode`` turns the result's bytes into its value."""
         run_key = params.setdefault("run_key", run_keys.new(key))
         return self.at_most_once(
             f"{key}.{method}",
             run_key,
-            lambda c: c.call(key, method, payload, params, stream_logs, timeout),
+            lambda c: c.call(key, method, payload, params, stream_logs, timeout, decode),
         )
 
     def at_most_once(self, call: str, run_key: str, action: Callable[[ClusterClient], T]) -> T:

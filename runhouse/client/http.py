@@ -33,6 +33,7 @@ from runhouse.exceptions import (
     DaemonError,
     EnvInstallError,
     ObjectNotFoundError,
+    PlacementError,
 )
 from runhouse.wire import errors
 from runhouse.wire.frames import Kind
@@ -41,6 +42,7 @@ from runhouse.wire.serialization import loads
 FRAMES = "application/x-runhouse-frames"
 PICKLE = "application/octet-stream"
 JSON_TYPE = "application/json"
+Decode = Callable[[bytes, str], Any]  # a result's bytes and what it is -> its value
 
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_./@\-]*$")
@@ -137,22 +139,24 @@ class ClusterClient:
         params: dict[str, str],
         stream_logs: bool,
         timeout: float | None = None,
+        decode: Decode = loads,
     ) -> Any:
         """Call ``key.method`` (``params["run_key"]`` names the call); prints streamed logs;
-        returns the value (or an item iterator). Past ``timeout`` seconds it is cancelled."""
+        returns the value (``decode`` turns a result's bytes into it) or an item iterator.
+        Past ``timeout`` seconds it is cancelled."""
         if self.instance is None:
             self.learn_instance()  # once: a call sent again must name the instance it meant
         if "store_as" in params:  # a result kept on the daemon: lost if it restarts
             self.sent.stateful(params["store_as"])
         if timeout is None:
-            return self._call(key, method, payload, params, stream_logs, None)
+            return self._call(key, method, payload, params, stream_logs, None, decode)
 
         def expired() -> CallTimeoutError:
             return self._timed_out(f"{key}.{method}", params["run_key"], timeout)
 
         deadline = time.monotonic() + timeout
         try:
-            return self._call(key, method, payload, params, stream_logs, deadline, expired)
+            return self._call(key, method, payload, params, stream_logs, deadline, decode, expired)
         except TimeoutError:
             raise expired() from None
 
@@ -164,6 +168,7 @@ class ClusterClient:
         params: dict[str, str],
         stream_logs: bool,
         deadline: float | None,
+        decode: Decode,
         expired: Callable[[], CallTimeoutError] | None = None,
     ) -> Any:
         response = self._post(f"/{key}/{method}", payload, params, deadline)
@@ -172,7 +177,7 @@ class ClusterClient:
             for kind, data in frames:
                 if kind == Kind.RESULT:
                     response.release()
-                    return loads(data, f"the result of {key}.{method}") if data else None
+                    return decode(data, f"the result of {key}.{method}") if data else None
                 if kind == Kind.ITEM:
                     return items(response, frames, data, key, deadline, expired)
                 handle_side_frame(response, kind, data, stream_logs)
@@ -252,6 +257,10 @@ class ClusterClient:
                 error.get("command", "?"),
                 error.get("returncode", -1),
                 error.get("output", ""),
+            )
+        if error_type == "PlacementError":
+            raise PlacementError(
+                error.get("env", "?"), error.get("asked", {}), error.get("why", "")
             )
         if response.status in (401, 403):
             raise AuthError(

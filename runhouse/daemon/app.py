@@ -44,6 +44,7 @@ from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
 from runhouse.daemon.den_auth import DenGate
 from runhouse.daemon.engines.base import Frame, WorkerNotResponding
 from runhouse.daemon.env_routes import EnvRoutes
+from runhouse.daemon.fanout import MapFanOut
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
 from runhouse.data import remote_ops
@@ -289,9 +290,15 @@ class Routes:
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
             request["store_as"] = _key(store_as, "store_as")
+        pinned = self.state.key_replica.get(key)  # an object lives on one replica
+        worker = self.state.ready(env, pinned)  # the usual case, without a coroutine per call
+        if worker is None:
+            worker = await self.state.worker(env, pinned)
+        pool = self.state.pools[env]
+        fan_out = op == "map" and pinned is None and len(pool) > 1
         if "refs" in q:
             # ObjectRefs among the arguments (runhouse/wire/refs.py): the call's own worker
-            # puts the objects it holds in their place; other envs' objects come along here.
+            # puts the objects it holds in their place; others' objects come along here.
             try:
                 ref_keys = json.loads(q["refs"])
             except ValueError:
@@ -300,25 +307,27 @@ class Routes:
                 raise HTTPError(400, "BadRequest", 'refs must be a JSON list of keys: ["k1"]')
             fetched: dict[str, bytes | None] = {}
             for ref_key in ref_keys:
-                ref_env = self.state.key_env.get(ref_key)
-                if ref_env is None or ref_env == env:
+                holders = self.state.holders(ref_key)
+                if not holders or (worker in holders and not fan_out):
                     fetched[ref_key] = None  # held by the call's worker, or nowhere: it says
                     continue
-                held = await (await self.state.worker(ref_env)).ask({"op": "get", "key": ref_key})
+                held = await holders[0].ask({"op": "get", "key": ref_key})
                 if held.kind != Kind.RESULT:
                     return await asgi.send_frame(send, 400, held.header, held.payload)
                 fetched[ref_key] = held.payload
             request["refs"] = fetched
-        worker = self.state.workers.get(env)  # the usual case, without a coroutine per call
-        if worker is None or not worker.alive:
-            worker = await self.state.worker(env)
-        stream = worker.open(request, body)
-        if len(body) > _SMALL_BODY:  # a small request never has to wait for the socket
-            await worker.drain()
-        run = Run(run_key, key, env, worker, stream.call_id, detach, stream=stream)
+        if fan_out:  # every replica takes a share of the items
+            spread = MapFanOut(await self.state.replicas(env), request, body)
+            stream, parts = spread.stream, spread.targets
+            await spread.drain()
+        else:
+            stream, parts = worker.open(request, body), []
+            if len(body) > _SMALL_BODY:  # a small request never has to wait for the socket
+                await worker.drain()
+        run = Run(run_key, key, env, worker, stream.call_id, detach, stream=stream, parts=parts)
         self.state.runs[run_key] = run
         if store_as is not None:
-            self.state.remember(store_as, env, None)
+            self.state.remember(store_as, env, None, pool.index(worker) or 0)
         if detach:
             asyncio.get_running_loop().create_task(self._follow(run, stream))
             return await asgi.send_json(send, 200, {"run_key": run_key})
@@ -365,7 +374,8 @@ class Routes:
         while (await receive())["type"] != "http.disconnect":
             pass
         if not run.done.is_set():
-            await run.worker.ask({"op": "cancel", "target": run.call_id})
+            for worker, call_id in run.targets:
+                await worker.ask({"op": "cancel", "target": call_id})
 
     async def _answer_json(self, send: Send, stream: Any, run: Run) -> None:
         items: list[bytes] = []
@@ -429,8 +439,11 @@ class Routes:
             raise HTTPError(404, "RunNotFound", f"no run or object with key {key!r}")
         cancelled = []
         for run in runs:
-            frame = await run.worker.ask({"op": "cancel", "target": run.call_id}, timeout=_ANSWER)
-            if frame.kind == Kind.RESULT and json.loads(frame.payload):
+            answers = [
+                await worker.ask({"op": "cancel", "target": call_id}, timeout=_ANSWER)
+                for worker, call_id in run.targets
+            ]
+            if any(f.kind == Kind.RESULT and json.loads(f.payload) for f in answers):
                 cancelled.append(run.run_key)
                 payload = errors.pack(CallCancelledError(run.run_key))
                 run.stream.put(Frame(Kind.ERROR, HEADER.pack(Kind.ERROR, len(payload)), payload))
@@ -459,14 +472,19 @@ class Routes:
                 "KeyExists",
                 f"{new!r} is taken (env {self.state.key_env[new]!r}); delete it first",
             )
-        worker = await self.state.worker(env)
-        frame = await worker.ask({"op": "rename", "key": old, "to": new}, timeout=_ANSWER)
-        if frame.kind != Kind.RESULT or not json.loads(frame.payload):
+        replica = self.state.key_replica.get(old)
+        if replica is None:
+            workers = await self.state.replicas(env)
+        else:
+            workers = [await self.state.worker(env, replica)]
+        request = {"op": "rename", "key": old, "to": new}
+        frames = [await w.ask(request, timeout=_ANSWER) for w in workers]
+        if any(f.kind != Kind.RESULT or not json.loads(f.payload) for f in frames):
             keys = self.state.keys()
             raise HTTPError(404, "ObjectNotFoundError", f"no object {old!r}", key=old, keys=keys)
         blob = self.state.resources.get(env, {}).get(old)
         self.state.forget(old)
-        self.state.remember(new, env, blob)
+        self.state.remember(new, env, blob, replica or 0)
         await asgi.send_json(send, 200, {"key": new, "env": env})
 
     async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
@@ -479,46 +497,51 @@ class Routes:
             # Unnamed code sent to a second env must not take the first one's key away.
             key = _key(f"{key}@{env}")
             previous = self.state.key_env.get(key)
-        worker = await self.state.worker(env)
+        resource = q.get("resource") == "1"  # a function or class: on every replica
+        old_holders = self.state.holders(key)
+        if resource:
+            workers = await self.state.replicas(env)
+        else:
+            workers = [await self.state.worker(env)]
         path = q.get("path")
-        stream = worker.open({"op": "put", "key": key, "path": path}, body)
-        await worker.drain()
-        frame = await stream.next()
-        if frame.kind != Kind.RESULT:
-            return await asgi.send_frame(send, 400, frame.header, frame.payload)
+        for worker in workers:
+            stream = worker.open({"op": "put", "key": key, "path": path}, body)
+            await worker.drain()
+            frame = await stream.next()
+            if frame.kind != Kind.RESULT:
+                return await asgi.send_frame(send, 400, frame.header, frame.payload)
         moved = previous is not None and previous != env
+        stale = [w for w in old_holders if w not in workers]  # another env's, or replica's
         if moved:
             log.info("object %r moved from env %r to env %r", key, previous, env)
-            if previous in self.state.workers:
-                await self.state.workers[previous].ask(
-                    {"op": "delete", "keys": [key]}, timeout=_ANSWER
-                )
-        self.state.remember(key, env, (body, path) if q.get("resource") == "1" else None)
+        for worker in stale:
+            await worker.ask({"op": "delete", "keys": [key]}, timeout=_ANSWER)
+        replica = self.state.pools[env].index(workers[0]) or 0
+        self.state.remember(key, env, (body, path) if resource else None, replica)
         answer = {"key": key, "env": env, "moved_from": previous if moved else None}
         await asgi.send_json(send, 200, answer)
 
     async def get_object(self, send: Send, key: str) -> None:
         """Fetch an object's value as a frame."""
-        worker = await self.state.worker(self._env_of(key))
+        worker = await self.state.worker(self._env_of(key), self.state.key_replica.get(key))
         frame = await worker.ask({"op": "get", "key": key})
         status = 200 if frame.kind == Kind.RESULT else 400
         await asgi.send_frame(send, status, frame.header, frame.payload)
 
     async def delete_object(self, send: Send, key: str) -> None:
         """Delete one object."""
-        env = self._env_of(key)
-        worker = self.state.workers.get(env)
-        if worker is not None and worker.alive:
+        self._env_of(key)
+        for worker in self.state.holders(key):
             await worker.ask({"op": "delete", "keys": [key]}, timeout=_ANSWER)
         self.state.forget(key)
         await asgi.send_json(send, 200, {"deleted": [key]})
 
     async def clear(self, send: Send) -> None:
         """Delete every object in every env."""
-        for worker in list(self.state.workers.values()):
-            if worker.alive:
-                await worker.ask({"op": "clear"}, timeout=_ANSWER)
+        for worker in self.state.live_workers():
+            await worker.ask({"op": "clear"}, timeout=_ANSWER)
         self.state.key_env.clear()
+        self.state.key_replica.clear()
         self.state.resources.clear()
         await asgi.send_json(send, 200, {"cleared": True})
 

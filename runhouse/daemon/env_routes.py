@@ -21,7 +21,8 @@ from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
 from runhouse.daemon.engines.base import EnvSpec
 from runhouse.daemon.envs import Requirement
 from runhouse.daemon.state import BASE_ENV, DaemonState
-from runhouse.exceptions import EnvInstallError
+from runhouse.exceptions import EnvInstallError, PlacementError
+from runhouse.wire.compute import compute_problem, replicas_problem
 
 
 class EnvInputs(NamedTuple):
@@ -31,6 +32,8 @@ class EnvInputs(NamedTuple):
     setup_cmds: list[str]
     conda: dict[str, Any] | None
     own: bool
+    compute: dict[str, Any] | None = None  # where its workers run (kept beside the inputs)
+    replicas: int = 1
 
 
 _NO_INPUTS = EnvInputs([], [], None, False)
@@ -57,6 +60,8 @@ class EnvRoutes:
                 isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
             )
             valid = valid and all(isinstance(c, str) for c in setup_cmds)
+            compute = spec.get("compute") or {}
+            replicas = spec.get("replicas", 1)
         except (ValueError, AttributeError, TypeError, RecursionError):
             valid = False
         if not valid:
@@ -64,10 +69,13 @@ class EnvRoutes:
                 400,
                 "BadRequest",
                 'env body must be {"env_vars": {"NAME": "value"}, "reqs": [{"kind", "value"}], '
-                '"setup_cmds": ["..."]}',
+                '"setup_cmds": ["..."], "compute": {"CPU": 1}, "replicas": 1}',
             )
+        problem = compute_problem(compute) or replicas_problem(replicas)
+        if problem is not None:
+            raise HTTPError(400, "BadRequest", f"env {name!r}: {problem}")
         own = self._inputs.get(name, _NO_INPUTS).own  # a venv given once stays
-        self._inputs[name] = EnvInputs(reqs, setup_cmds, conda, own)
+        self._inputs[name] = EnvInputs(reqs, setup_cmds, conda, own, compute, replicas)
         built = await self._build(name, dict(env_vars), self._inputs[name])
         await asgi.send_json(send, 200, {"env": name, "hash": built.content_hash})
 
@@ -146,7 +154,14 @@ class EnvRoutes:
             built.pythonpath,
             built.content_hash,
             built.packages,
+            inputs.compute or {},
+            inputs.replicas,
         )
+        try:
+            await self.state.engine.check(spec)
+        except PlacementError as exc:  # no node could ever hold it: said now, not at a call
+            fields = {"env": exc.env, "asked": exc.asked, "why": exc.why}
+            raise HTTPError(400, "PlacementError", str(exc), **fields) from None
         if self.state.set_env(spec):
             await self.state.restart_env(name)
         return built

@@ -1,4 +1,5 @@
-"""What a daemon knows: its envs and their workers, which env holds each key, and runs.
+"""What a daemon knows: its envs and their workers, which env (and replica) holds each key,
+and runs.
 
 Functions and classes sent with ``.to()`` are kept here as bytes too, so a worker that dies
 is replaced by one that has them again; plain objects and module instances die with it.
@@ -20,6 +21,7 @@ from typing import Any
 from runhouse._version import __version__
 from runhouse.daemon.engines.base import Engine, EnvSpec, Frame, WorkerHandle
 from runhouse.daemon.envs import EnvBuilder
+from runhouse.daemon.replicas import Replicas
 from runhouse.data import remote_ops
 from runhouse.wire.frames import Kind
 
@@ -42,6 +44,13 @@ class Run:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     error: Frame | None = None  # the ERROR frame if it failed
     stream: Any = None  # the worker's frames of this call (a cancel answers on it at once)
+    # A map dealt over several replicas: each part's worker and call id (else the one above)
+    parts: list[tuple[WorkerHandle, int]] = field(default_factory=list)
+
+    @property
+    def targets(self) -> list[tuple[WorkerHandle, int]]:
+        """Each worker running this call, with the call's id there (what a cancel names)."""
+        return self.parts or [(self.worker, self.call_id)]
 
     @property
     def status(self) -> str:
@@ -68,8 +77,11 @@ class DaemonState:
         self.port = port
         self.started = time.time()
         self.envs: dict[str, EnvSpec] = {BASE_ENV: EnvSpec(BASE_ENV)}
-        self.workers: dict[str, WorkerHandle] = {}
+        self.pools: dict[str, Replicas] = {}  # env -> its workers, one per replica
         self.key_env: dict[str, str] = {}
+        # key -> the replica holding it: every object but functions and classes (which are
+        # on every replica of their env)
+        self.key_replica: dict[str, int] = {}
         # env -> key -> (pickled callable, import path it needs), sent again after a restart
         self.resources: dict[str, dict[str, tuple[bytes, str | None]]] = {}
         self.runs: dict[str, Run] = {}
@@ -96,7 +108,8 @@ class DaemonState:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
-        workers, self.workers = list(self.workers.values()), {}
+        workers = [w for pool in self.pools.values() for w in pool.take()]
+        self.pools = {}
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         await self.engine.stop()
 
@@ -107,47 +120,75 @@ class DaemonState:
         return previous is not None and previous != spec
 
     async def restart_env(self, name: str) -> None:
-        """Stop an env's worker so the next request starts one with its current spec."""
-        worker = self.workers.pop(name, None)
-        if worker is not None:
-            log.info("restarting the worker of env %r: its spec changed", name)
+        """Stop an env's workers so the next request starts them with its current spec."""
+        pool = self.pools.pop(name, None)
+        if pool is not None:
+            log.info("restarting the workers of env %r", name)
             self._forget_objects(name)
-            await worker.stop()
+            await asyncio.gather(*(w.stop() for w in pool.take()))
 
-    async def worker(self, env: str) -> WorkerHandle:
-        """The env's live worker, started (with its functions re-sent) if needed."""
-        worker = self.workers.get(env)
-        if worker is not None and worker.alive:
+    def ready(self, env: str, replica: int | None = None) -> WorkerHandle | None:
+        """The worker for a call now, if no worker must start first: replica ``replica``'s,
+        or (None) the least busy one."""
+        pool = self.pools.get(env)
+        if pool is None:
+            return None
+        return pool.least_busy() if replica is None else pool.at(replica)
+
+    async def worker(self, env: str, replica: int | None = None) -> WorkerHandle:
+        """A live worker of ``env`` (replica ``replica``'s, or the least busy), starting the
+        env's missing replicas (with their functions re-sent) first."""
+        worker = self.ready(env, replica)
+        if worker is not None:
             return worker
+        await self.replicas(env)
+        worker = self.ready(env, replica)
+        if worker is None:  # died as it started: its error reached on_death's log
+            raise RuntimeError(f"a worker of env {env!r} stopped as soon as it started")
+        return worker
+
+    async def replicas(self, env: str) -> list[WorkerHandle]:
+        """Every replica's live worker of ``env``, starting the missing ones first."""
         lock = self._starting.setdefault(env, asyncio.Lock())
         async with lock:
-            worker = self.workers.get(env)
-            if worker is not None and worker.alive:
-                return worker
             spec = self.envs.get(env) or EnvSpec(env)
-            worker = await self.engine.launch(spec, self._on_death)
+            pool = self.pools.setdefault(env, Replicas(spec.replicas))
+            missing = pool.missing()
+            if missing:
+                launched = await asyncio.gather(
+                    *(self._launch(spec, pool, i) for i in missing), return_exceptions=True
+                )
+                for outcome in launched:
+                    if isinstance(outcome, BaseException):
+                        raise outcome  # the replicas that did start stay (and serve)
+                self.stopped.pop(env, None)
+            return pool.live()
+
+    async def _launch(self, spec: EnvSpec, pool: Replicas, replica: int) -> None:
+        env = spec.name
+        worker = await self.engine.launch(spec, self._on_death)
+        try:
             if self.secrets.get(env):  # before any call: code may read them at import
-                try:
-                    await _set_environ(worker, self.secrets[env])
-                except BaseException:
-                    await worker.stop()  # not left running unrecorded
-                    raise
+                await _set_environ(worker, self.secrets[env])
             for key, (blob, path) in self.resources.get(env, {}).items():
                 frame = await worker.ask({"op": "put", "key": key, "path": path}, blob)
                 if frame.kind != Kind.RESULT:
                     log.warning("could not restore %r in env %r after a restart", key, env)
-            self.workers[env] = worker
-            self.stopped.pop(env, None)
-            log.info("started worker for env %r (pid %s)", env, worker.pid)
-            return worker
+        except BaseException:
+            await worker.stop()  # not left running unrecorded
+            raise
+        pool.slots[replica] = worker
+        where = f" replica {replica}" if len(pool) > 1 else ""
+        node = f" on node {worker.node}" if worker.node else ""
+        log.info("started worker for env %r%s (pid %s)%s", env, where, worker.pid, node)
 
     async def add_secrets(self, env: str, variables: dict[str, str]) -> None:
         """Set secret variables in ``env``'s worker now (if it runs) and in every worker the
         env starts later; they live in this process's memory only."""
         async with self._starting.setdefault(env, asyncio.Lock()):  # not while one starts
             self.secrets.setdefault(env, {}).update(variables)
-            worker = self.workers.get(env)
-            if worker is not None and worker.alive:
+            pool = self.pools.get(env)
+            for worker in pool.live() if pool is not None else []:
                 await _set_environ(worker, variables)
 
     async def _stop_idle_workers(self) -> None:
@@ -157,88 +198,145 @@ class DaemonState:
             await asyncio.sleep(min(max(timeout / 4, 0.05), _MAX_SWEEP))
             now = loop.time()
             clocks, idle = {}, []
-            for env, worker in self.workers.items():
-                seen = self._idle_since.get(worker)
-                if seen is None or seen[0] != worker.requests:
-                    seen = (worker.requests, now)  # used since the last look: idle from now
-                clocks[worker] = seen
-                if env != BASE_ENV and now - seen[1] >= timeout and self._restorable(env):
-                    idle.append((env, worker))
+            for env, pool in self.pools.items():
+                since = []
+                for worker in pool.live():
+                    seen = self._idle_since.get(worker)
+                    if seen is None or seen[0] != worker.requests:
+                        seen = (worker.requests, now)  # used since the last look: idle from now
+                    clocks[worker] = seen
+                    since.append(seen[1])
+                quiet = bool(since) and now - max(since) >= timeout
+                if env != BASE_ENV and quiet and self._restorable(env):
+                    idle.append((env, pool))
             self._idle_since = clocks
             outcomes = await asyncio.gather(
-                *(self._stop_if_idle(env, w) for env, w in idle), return_exceptions=True
+                *(self._stop_if_idle(env, pool) for env, pool in idle), return_exceptions=True
             )
             for (env, _), outcome in zip(idle, outcomes, strict=True):
                 if isinstance(outcome, Exception):  # one env's trouble must not end the checks
-                    log.warning("could not stop the idle worker of env %r: %r", env, outcome)
+                    log.warning("could not stop the idle workers of env %r: %r", env, outcome)
 
     def _restorable(self, env: str) -> bool:
         # Everything the daemon knows the worker holds, it can send again after a restart.
         kept = self.resources.get(env, {})
         return all(key in kept for key in self.keys(env))
 
-    async def _stop_if_idle(self, env: str, worker: WorkerHandle) -> None:
-        count = worker.requests
-        frame = await worker.probe(PROBE_TIMEOUT)
-        if frame is None or frame.kind != Kind.RESULT:
-            return  # not answering (or gone): it may be busy; never stop it blind
-        report = _json(frame)
+    async def _stop_if_idle(self, env: str, pool: Replicas) -> None:
+        workers = pool.live()
+        counts = [w.requests for w in workers]
+        frames = await asyncio.gather(*(w.probe(PROBE_TIMEOUT) for w in workers))
         kept = self.resources.get(env, {})
-        if report.get("running_calls") or any(k not in kept for k in report.get("objects", [])):
-            # Busy, or holding what the daemon could not restore: its idle clock starts over.
-            self._idle_since[worker] = (count, asyncio.get_running_loop().time())
-            return
-        if worker.requests != count or self.workers.get(env) is not worker:
-            return  # used (or replaced) while it answered
-        # Removed before any await: a call arriving now starts a fresh worker.
-        del self.workers[env]
-        self._idle_since.pop(worker, None)
+        for worker, count, frame in zip(workers, counts, frames, strict=True):
+            if frame is None or frame.kind != Kind.RESULT:
+                return  # not answering (or gone): it may be busy; never stop it blind
+            report = _json(frame)
+            if report.get("running_calls") or any(k not in kept for k in report.get("objects", [])):
+                # Busy, or holding what the daemon could not restore: its clock starts over.
+                self._idle_since[worker] = (count, asyncio.get_running_loop().time())
+                return
+        used = any(w.requests != c for w, c in zip(workers, counts, strict=True))
+        if used or self.pools.get(env) is not pool:
+            return  # used (or replaced) while they answered
+        # Removed before any await: a call arriving now starts fresh workers.
+        del self.pools[env]
+        for worker in workers:
+            self._idle_since.pop(worker, None)
         self.stopped[env] = "idle"
-        log.info("stopping the idle worker of env %r (pid %s)", env, worker.pid)
-        await worker.stop()
+        log.info("stopping the idle workers of env %r (pids %s)", env, [w.pid for w in workers])
+        await asyncio.gather(*(w.stop() for w in pool.take()))
 
     def _on_death(self, worker: WorkerHandle, cause: str) -> None:
         name = worker.env.name
-        if self.workers.get(name) is worker:
-            del self.workers[name]
-        self._forget_objects(name)
+        pool = self.pools.get(name)
+        replica = pool.index(worker) if pool is not None else None
+        if pool is not None and replica is not None:
+            pool.slots[replica] = None
+            self._forget_objects(name, replica)
         log.warning("worker of env %r (pid %s) died: %s", name, worker.pid, cause)
 
-    def _forget_objects(self, env: str) -> None:
+    def _forget_objects(self, env: str, replica: int | None = None) -> None:
+        # What only the stopped workers held (all of the env's, or one replica's) is gone.
         kept = self.resources.get(env, {})
-        for key in [k for k, e in self.key_env.items() if e == env and k not in kept]:
+        lost = [
+            k
+            for k, e in self.key_env.items()
+            if e == env and k not in kept and replica in (None, self.key_replica.get(k))
+        ]
+        for key in lost:
             del self.key_env[key]
+            self.key_replica.pop(key, None)
 
-    def remember(self, key: str, env: str, blob: tuple[bytes, str | None] | None) -> None:
-        """Record that ``env`` holds ``key`` (and keep ``blob`` to restore it after a crash)."""
+    def remember(
+        self, key: str, env: str, blob: tuple[bytes, str | None] | None, replica: int = 0
+    ) -> None:
+        """Record that ``env`` holds ``key``: on every replica (``blob``, a function or class
+        kept to restore it after a crash), or only on replica ``replica`` (an object)."""
         old_env = self.key_env.get(key)
         if old_env is not None and old_env != env:
             self.resources.get(old_env, {}).pop(key, None)
         self.key_env[key] = env
         if blob is not None:
             self.resources.setdefault(env, {})[key] = blob
+            self.key_replica.pop(key, None)
         else:
             self.resources.get(env, {}).pop(key, None)
+            self.key_replica[key] = replica
 
     def forget(self, key: str) -> None:
         """Drop ``key`` from the index."""
         env = self.key_env.pop(key, None)
+        self.key_replica.pop(key, None)
         if env is not None:
             self.resources.get(env, {}).pop(key, None)
+
+    def holders(self, key: str) -> list[WorkerHandle]:
+        """The live workers holding ``key``: its replica's, or (functions and classes) every
+        replica's of its env."""
+        env = self.key_env.get(key)
+        pool = self.pools.get(env) if env is not None else None
+        if pool is None:
+            return []
+        replica = self.key_replica.get(key)
+        if replica is None:
+            return pool.live()
+        worker = pool.at(replica)
+        return [worker] if worker is not None else []
+
+    def live_workers(self) -> list[WorkerHandle]:
+        """Every live worker of every env."""
+        return [w for pool in self.pools.values() for w in pool.live()]
 
     def keys(self, env: str | None = None) -> list[str]:
         """Every key, or those of one env."""
         return sorted(k for k, e in self.key_env.items() if env is None or e == env)
 
     async def status(self) -> dict[str, Any]:
-        """Daemon, envs, workers (PID, memory, state), objects per env; a worker that does
-        not answer within ``PROBE_TIMEOUT`` is reported as not responding."""
-        live = {name: w for name, w in self.workers.items() if w.alive}
-        reports = await asyncio.gather(*(_worker_report(w) for w in live.values()))
-        workers = dict(zip(live, reports, strict=True))
+        """Daemon, nodes, envs, workers (PID, memory, node, state), objects per env; a worker
+        that does not answer within ``PROBE_TIMEOUT`` is reported as not responding."""
+        live = [
+            (name, i, w)
+            for name, pool in self.pools.items()
+            for i, w in enumerate(pool.slots)
+            if w is not None and w.alive
+        ]
+        reports, nodes = await asyncio.gather(
+            asyncio.gather(*(_worker_report(w) for _, _, w in live)), self._nodes()
+        )
+        by_id = {node["id"]: node for node in nodes}
+        workers: dict[str, list[dict[str, Any]]] = {}
+        for (name, replica, worker), report in zip(live, reports, strict=True):
+            if report is None:
+                continue  # it died meanwhile
+            node = by_id.get(worker.node or "")
+            where = {"node": worker.node, "node_address": node["address"] if node else None}
+            workers.setdefault(name, []).append({**report, "replica": replica, **where})
+            if node is not None:
+                node["workers"].append(f"{name}/{replica}")
         envs = []
-        for name in sorted(set(self.envs) | set(self.workers) | set(self.stopped)):
-            info = workers.get(name)
+        for name in sorted(set(self.envs) | set(self.pools) | set(self.stopped)):
+            own = workers.get(name, [])
+            info: dict[str, Any] | None = own[0] if own else None
             if info is None and name in self.stopped:
                 info = {"state": "stopped", "reason": self.stopped[name]}
             spec = self.envs.get(name, EnvSpec(name))
@@ -249,8 +347,11 @@ class DaemonState:
                     "python": spec.python or sys.executable,
                     "hash": spec.content_hash,
                     "packages": list(spec.packages),
+                    "compute": spec.compute,
+                    "replicas": spec.replicas,
                     "keys": self.keys(name),
                     "worker": info,
+                    "workers": own,
                 }
             )
         running = sum(1 for r in self.runs.values() if not r.done.is_set())
@@ -262,9 +363,20 @@ class DaemonState:
                 "runhouse": __version__,
                 "python": ".".join(map(str, sys.version_info[:3])),
                 "running_calls": running,
+                "engine": self.engine.name,
+                "ray_address": getattr(self.engine, "address", None),
             },
+            "nodes": nodes,
             "envs": envs,
         }
+
+    async def _nodes(self) -> list[dict[str, Any]]:
+        try:
+            nodes = await asyncio.wait_for(self.engine.nodes(), PROBE_TIMEOUT * 2)
+        except Exception as exc:  # status must answer even when the engine cannot
+            log.warning("could not list the %s engine's nodes: %r", self.engine.name, exc)
+            return []
+        return [{**node, "workers": []} for node in nodes]
 
 
 async def _set_environ(worker: WorkerHandle, variables: dict[str, str]) -> None:

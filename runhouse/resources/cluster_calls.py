@@ -31,8 +31,8 @@ from runhouse.fileio import atomic_write
 from runhouse.resources import remote_call
 from runhouse.resources.env import Env, EnvRef, code_root
 from runhouse.resources.secret import env_secrets
-from runhouse.wire import errors, versions
-from runhouse.wire.serialization import dumps
+from runhouse.wire import batch, errors, versions
+from runhouse.wire.serialization import dumps, loads
 
 if TYPE_CHECKING:
     from runhouse.resources.cluster import Cluster
@@ -173,6 +173,8 @@ class ClusterCalls:
             "env_vars": env.resolved_env_vars(),
             "reqs": self.daemon_host.place_requirements(env.resolved_reqs()),
             "setup_cmds": list(env.setup_cmds),
+            "compute": dict(env.compute),
+            "replicas": env.replicas,
         }
         self._with_client(lambda c: c.declare_env(name, body))
         for secret in secrets:
@@ -257,11 +259,20 @@ class ClusterCalls:
         **params: str,
     ) -> list[Any]:
         """Call ``key.method`` once per (args, kwargs), concurrently on the cluster."""
-        payload = dumps(items, f"the arguments of {key}.{method}")
+        what = f"the arguments of {key}.{method}"
+        # Each item on its own: the daemon deals them out to the env's replicas as they are.
+        payload = batch.pack([dumps(item, f"{what} (item {i})") for i, item in enumerate(items)])
         params = {"logs": "1" if stream_logs else "0", "op": "map", **params}
-        values = self._connection.call(key, method, payload, params, stream_logs)
-        # With errors=return, a failed item is its packed error: rebuilt here, as a call's.
-        return [errors.unpack(v) if isinstance(v, errors.Packed) else v for v in values]
+        results = f"the results of {key}.{method}"
+
+        def decode(data: bytes, what: str) -> list[Any]:
+            values = [
+                loads(part, f"{results} (item {i})") for i, part in enumerate(batch.unpack(data))
+            ]
+            # With errors=return, a failed item is its packed error: rebuilt here, as a call's.
+            return [errors.unpack(v) if isinstance(v, errors.Packed) else v for v in values]
+
+        return self._connection.call(key, method, payload, params, stream_logs, decode=decode)
 
     def run_detached(
         self,

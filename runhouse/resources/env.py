@@ -25,6 +25,7 @@ from runhouse.resources.package import (
     local_requirement,
 )
 from runhouse.resources.resource import Resource
+from runhouse.wire.compute import normalize, replicas_problem
 
 
 class Env(Resource):
@@ -40,6 +41,8 @@ class Env(Resource):
         setup_cmds: Sequence[str] | str | None = None,
         working_dir: str | None = "./",
         secrets: Sequence[str] | str | None = None,
+        compute: Mapping[str, Any] | None = None,
+        replicas: int = 1,
     ) -> None:
         super().__init__(name=name)
         self.reqs = _strings(_requirements(reqs), "reqs")
@@ -49,6 +52,11 @@ class Env(Resource):
             raise TypeError(f"working_dir must be a path string or None, not {working_dir!r}.")
         self.working_dir = working_dir
         self.secrets = _strings(secrets, "secrets")
+        self.compute = normalize(compute)  # what each worker needs, and where
+        problem = replicas_problem(replicas)
+        if problem is not None:
+            raise ValueError(problem)
+        self.replicas = replicas  # workers of this env on a cluster; calls balance over them
 
     def config(self) -> dict[str, Any]:
         """The env's config: the base fields plus its own."""
@@ -59,6 +67,8 @@ class Env(Resource):
             "secrets": list(self.secrets),
             "setup_cmds": list(self.setup_cmds),
             "working_dir": self.working_dir,
+            "compute": dict(self.compute),
+            "replicas": self.replicas,
         }
 
     def to(self, system: Any) -> Env:
@@ -133,9 +143,13 @@ class CondaEnv(Env):
         setup_cmds: Sequence[str] | str | None = None,
         working_dir: str | None = "./",
         secrets: Sequence[str] | str | None = None,
+        compute: Mapping[str, Any] | None = None,
+        replicas: int = 1,
     ) -> None:
         conda_packages, pip_reqs = _split_conda(reqs)
-        super().__init__(name, pip_reqs, env_vars, setup_cmds, working_dir, secrets)
+        super().__init__(
+            name, pip_reqs, env_vars, setup_cmds, working_dir, secrets, compute, replicas
+        )
         self.conda_env = _with_conda_packages(_conda_spec(conda_env), conda_packages)
 
     def config(self) -> dict[str, Any]:
@@ -225,12 +239,26 @@ def env(
     setup_cmds: Sequence[str] | str | None = None,
     working_dir: str | None = "./",
     secrets: Sequence[str] | str | None = None,
+    compute: Mapping[str, Any] | None = None,
+    replicas: int | None = None,
 ) -> Env:
-    """An ``Env``; given only ``name``, the one saved under that name."""
+    """An ``Env``; given only ``name``, the one saved under that name. ``compute``: what each
+    of its workers needs ({"CPU": 2, "GPU": 1, "memory": bytes, custom resources}) and
+    ``"node"`` to pin them; ``replicas``: how many workers it has on a cluster."""
     only_name = reqs is None and env_vars is None and setup_cmds is None and secrets is None
+    only_name = only_name and compute is None and replicas is None
     if name is not None and only_name and working_dir == "./":
         return Env.from_name(name)
-    return Env(name, reqs, env_vars, setup_cmds, working_dir, secrets)
+    return Env(
+        name,
+        reqs,
+        env_vars,
+        setup_cmds,
+        working_dir,
+        secrets,
+        compute,
+        1 if replicas is None else replicas,
+    )
 
 
 def _requirements(value: Sequence[str | Package] | str | Package | None) -> list[str] | None:

@@ -254,7 +254,8 @@ def test_status_answers_and_names_a_stopped_worker(
         asker.join(BOUND)
         assert "status" in outcome, "status did not answer with a stopped worker"
         status = outcome["status"]
-        assert status["frozen"] == {"pid": frozen_pid, "state": "running", "responding": False}
+        frozen = {"pid": frozen_pid, "state": "running", "responding": False}
+        assert frozen.items() <= status["frozen"].items()
         assert status["base"]["responding"] is True and status["base"]["pid"] > 0
         assert main(["status"]) == 0
         row = next(line for line in capsys.readouterr().out.splitlines() if "frozen" in line)

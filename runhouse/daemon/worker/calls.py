@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from runhouse.daemon.worker.logcapture import CallOutput, current_output
 from runhouse.exceptions import CallCancelledError, ObjectNotFoundError, SerializationError
-from runhouse.wire import errors, refs
+from runhouse.wire import batch, errors, refs
 from runhouse.wire.frames import Kind
 from runhouse.wire.serialization import dumps, loads
 
@@ -193,13 +193,29 @@ def decode_with_refs(
 def decode_items(
     body: bytes | memoryview, fmt: str = "pickle"
 ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """The argument sets of a map: a list of (args, kwargs) (always pickled)."""
-    items = loads(body, "the map's arguments")
-    if not isinstance(items, list) or not all(
-        isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], dict) for i in items
-    ):
-        raise SerializationError("the map's arguments", None, "expected a list of (args, kwargs)")
+    """The argument sets of a map: a batch (``wire/batch.py``) of pickled (args, kwargs)."""
+    try:
+        parts = batch.unpack(body)
+    except batch.BatchError as exc:
+        raise SerializationError("the map's arguments", None, str(exc)) from None
+    items = [loads(part, "the map's arguments") for part in parts]
+    if not all(isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], dict) for i in items):
+        raise SerializationError("the map's arguments", None, "expected (args, kwargs) items")
     return items
+
+
+def encode_results(values: list[Any], what: str, return_exceptions: bool) -> bytes:
+    """A map's results as a batch, each pickled on its own; with ``return_exceptions`` a
+    result that cannot be pickled answers its error in its place."""
+    parts = []
+    for index, value in enumerate(values):
+        try:
+            parts.append(dumps(value, f"{what} (item {index})"))
+        except SerializationError as exc:
+            if not return_exceptions:
+                raise
+            parts.append(dumps(_packed(exc), "an error"))
+    return batch.pack(parts)
 
 
 def run_map(

@@ -245,7 +245,7 @@ class WorkerServer:
             collect = bool(call.request.get("return_exceptions"))
             values = calls.run_map(method, items, output, self._pool, self._loop, collect)
             what = f"the results of {call.request['key']}"
-            payload = calls.encode_value(values, "pickle", what)
+            payload = calls.encode_results(values, what, collect)
         except BaseException as exc:
             if output is not None:
                 output.flush()

@@ -308,7 +308,10 @@ class Routes:
             fetched: dict[str, bytes | None] = {}
             for ref_key in ref_keys:
                 holders = self.state.holders(ref_key)
-                if not holders or (worker in holders and not fan_out):
+                # held by every replica of the call's env (a function or class)?
+                everywhere = self.state.key_env.get(ref_key) == env
+                everywhere = everywhere and ref_key not in self.state.key_replica
+                if not holders or everywhere or (worker in holders and not fan_out):
                     fetched[ref_key] = None  # held by the call's worker, or nowhere: it says
                     continue
                 held = await holders[0].ask({"op": "get", "key": ref_key})

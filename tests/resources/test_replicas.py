@@ -76,8 +76,7 @@ def test_calls_in_flight_together_go_to_different_replicas(
     barrier = str(shared_tmp / "barrier")
     pids: list[int] = []
     callers = [
-        threading.Thread(target=lambda: pids.append(fn(barrier, 2)), daemon=True)
-        for _ in range(2)
+        threading.Thread(target=lambda: pids.append(fn(barrier, 2)), daemon=True) for _ in range(2)
     ]
     for caller in callers:
         caller.start()
@@ -133,7 +132,25 @@ def test_a_replica_that_dies_is_replaced_and_the_others_go_on(cluster: rh.Cluste
             continue
         if len(after) == 2:
             break
-    assert len(after) == 2 and victim not in after and (first - {victim}) <= after
+    assert len(after) == 2 and victim not in after, (first, victim, after)
+    assert (first - {victim}) <= after  # the other replica went on
+
+
+def make_list(n: int) -> list[int]:
+    return list(range(n))
+
+
+def total(xs: list[int], extra: int = 0) -> int:
+    return sum(xs) + extra
+
+
+def test_an_object_on_one_replica_reaches_a_map_over_all(cluster: rh.Cluster) -> None:
+    env = _env(cluster, "rep-refs", 2)
+    maker = rh.function(make_list).to(cluster, env=env)
+    summer = rh.function(total).to(cluster, env=env)
+    ref = maker.remote(4)  # kept on the replica that made it
+    assert summer.map([ref] * 4, range(4)) == [6, 7, 8, 9]  # every share gets the object
+    assert summer(ref) == 6
 
 
 def test_bad_compute_and_replicas_are_refused_when_made() -> None:

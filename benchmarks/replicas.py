@@ -19,6 +19,7 @@ Prints one JSON line on stdout (progress goes to stderr).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -54,7 +55,7 @@ def wall(call: Any) -> float:
 def calibrate() -> int:
     """A loop count that takes about 0.25 s here."""
     n = 200_000
-    while (spent := wall(lambda: crunch(n))) < 0.05:
+    while (spent := wall(functools.partial(crunch, n))) < 0.05:
         n *= 2
     return int(n * 0.25 / spent)
 

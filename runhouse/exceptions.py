@@ -21,8 +21,12 @@
      ├── CallCancelledError                              the call was cancelled (c.cancel(key))
      ├── CallTimeoutError            (also TimeoutError) a call outlived its timeout (cancelled)
      ├── WorkerDiedError                                 the env's worker died during the call
+     ├── PlacementError              (also ValueError)   no node can hold an env's worker (says why)
+     ├── EngineError                                     the engine (Ray) cannot start or launch
      ├── EnvInstallError                                 building an env failed (command, output)
      ├── VersionMismatchError                            client and env disagree on python etc.
+     │    └── RayVersionMismatchError                    a cluster's hosts run different Rays
+     ├── EngineMismatchError                             the running daemon has another engine
      ├── CommandError                                    a command run for the user failed (rc)
      ├── SSHError                                        ssh could not connect or log in (says why)
      ├── StorageError                                    a storage system refused (system, path)
@@ -32,6 +36,7 @@
      ├── DenServerError                                  Den cannot start (database, folder, port)
      └── DaemonError                                     the daemon is unreachable or refused
           ├── AuthError                                  missing (401) or wrong (403) token
+          ├── NodeJoinError                              a host did not join the head's Ray
           └── CallInterruptedError                       a call lost mid-way; not sent again
 
 Built-in bases are there so that callers can catch what they already know (``KeyError`` for a
@@ -317,7 +322,17 @@ class PlacementError(RunhouseError, ValueError):
     def __init__(self, env: str, asked: dict[str, object], why: str) -> None:
         self.env = env
         self.asked = asked
+        self.why = why
         super().__init__(f"Env {env!r} asks for compute={asked}, but {why}")
+
+
+class EngineError(RunhouseError):
+    """The daemon's engine could not start, reach its nodes or start a worker there (Ray not
+    installed or unreachable, versions that differ between hosts); says what to do."""
+
+    def __init__(self, engine: str, message: str) -> None:
+        self.engine = engine
+        super().__init__(message)
 
 
 class DaemonError(RunhouseError):
@@ -331,6 +346,19 @@ class DaemonError(RunhouseError):
 class AuthError(DaemonError):
     """The daemon refused the request's token (401 missing, 403 wrong), or it is not the
     daemon the client pinned (its TLS certificate differs)."""
+
+
+class NodeJoinError(DaemonError):
+    """A host of the cluster did not join the head's Ray cluster; says why, with its log."""
+
+    def __init__(self, host: str, why: str, log_tail: str) -> None:
+        self.host = host
+        self.why = why
+        self.log_tail = log_tail
+        super().__init__(
+            f"Host {host} did not join the cluster's Ray head: {why}. The cluster was stopped; "
+            f"fix the host, then start it again. Last lines of its Ray log:\n{log_tail}"
+        )
 
 
 _INTERRUPTED = {
@@ -388,6 +416,40 @@ class VersionMismatchError(RunhouseError):
         if pins:
             steps.append(f"install the same versions in the env (reqs: {pins})")
         super().__init__(f"Version mismatch: {sides}. To fix it, {' and '.join(steps)}.")
+
+
+class RayVersionMismatchError(VersionMismatchError):
+    """The hosts of a cluster run different Ray versions (Ray nodes must all run one)."""
+
+    def __init__(self, versions: dict[str, str | None], head: str) -> None:
+        self.versions = versions
+        self.head = head
+        found = ", ".join(
+            f"{host}{' (head)' if host == head else ''} {version or 'no Ray'}"
+            for host, version in versions.items()
+        )
+        wanted = versions[head]
+        pip = f"~/.rh/venv/bin/python -m pip install 'ray[default]=={wanted}'"
+        RunhouseError.__init__(
+            self,
+            f"The cluster's hosts run different Ray versions: {found}. Every node of a Ray "
+            f"cluster must run the head's version: install it on each host (c.run([{pip!r}], "
+            'node="all")), then start the cluster again.',
+        )
+
+
+class EngineMismatchError(RunhouseError):
+    """The cluster's daemon already runs with another engine than the cluster asks for."""
+
+    def __init__(self, target: str, asked: str, running: str) -> None:
+        self.target = target
+        self.asked = asked
+        self.running = running
+        super().__init__(
+            f"The daemon on {target} runs engine {running!r}, but this cluster asks for "
+            f"engine {asked!r}. Restart it with this cluster's engine (c.restart_server(); "
+            "its objects are lost), or use engine=" + repr(running) + " for this cluster."
+        )
 
 
 class CommandError(RunhouseError):

@@ -14,8 +14,14 @@ import pytest
 
 from runhouse.names.folders import reset_folders
 
-# The bucket servers (moto, the GCS emulator, Azurite) and their fixtures: s3, gcs, azure.
-pytest_plugins = ["tests.storage_servers", "tests.postgres_server", "tests.den_servers"]
+# The bucket servers (moto, the GCS emulator, Azurite) and their fixtures: s3, gcs, azure;
+# PostgreSQL, Den, and Ray's nodes.
+pytest_plugins = [
+    "tests.storage_servers",
+    "tests.postgres_server",
+    "tests.den_servers",
+    "tests.ray_nodes",  # ray_nodes: a Ray cluster of several nodes; ray_daemon_dir
+]
 
 # Set by session fixtures for every test: not settings, so not cleared between tests.
 SESSION_VARIABLES = {"RH_SSH_CONTROL_DIR"}
@@ -71,15 +77,19 @@ def ssh_cluster(ssh_hosts: list[Any], tmp_path_factory: pytest.TempPathFactory) 
     c.daemon_host.stop()
 
 
-@pytest.fixture(params=["local", "ssh"])
+@pytest.fixture(params=["local", "ssh", "ray"])
 def cluster(
     request: pytest.FixtureRequest, shared_daemon_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """Each compute test runs twice: on the local cluster (the session's daemon) and on an
-    SSH host's cluster; the cluster's objects are cleared after the test."""
+    """Each compute test runs three times: on the local cluster (the session's daemon), on
+    an SSH host's cluster, and on a local daemon whose workers are Ray actors on a Ray
+    cluster of three nodes; the cluster's objects are cleared after the test."""
     import runhouse as rh
 
-    monkeypatch.setenv("RH_DAEMON_DIR", str(shared_daemon_dir))
+    daemon_dir = shared_daemon_dir
+    if request.param == "ray":
+        daemon_dir = request.getfixturevalue("ray_daemon_dir")
+    monkeypatch.setenv("RH_DAEMON_DIR", str(daemon_dir))
     monkeypatch.setenv("RH_AUTOSTART_DAEMON", "false")  # a test must never start another
     if request.param == "ssh":
         c = request.getfixturevalue("ssh_cluster")

@@ -8,9 +8,10 @@ import os
 import sys
 from typing import Any
 
-from runhouse.client import local_daemon
+from runhouse.cli.status_report import render
+from runhouse.client import cluster_engines, local_daemon
 from runhouse.exceptions import DaemonError
-from runhouse.wire import exposure
+from runhouse.wire import engine, exposure
 
 
 def register(commands: Any) -> None:
@@ -32,7 +33,9 @@ def register(commands: Any) -> None:
     _address_options(restart)
     restart.set_defaults(handler=run_restart)
 
-    status = commands.add_parser("status", help="envs, workers, objects, uptime, versions")
+    status = commands.add_parser(
+        "status", help="nodes, envs, workers (and where they run), objects, uptime, versions"
+    )
     status.add_argument("cluster", nargs="?", help="a saved cluster (default: this machine)")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
     status.set_defaults(handler=run_status)
@@ -49,27 +52,52 @@ def _address_options(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=local_daemon.DEFAULT_PORT, help="port (0 picks a free one)"
     )
     exposure.add_arguments(parser)
+    engine.add_arguments(parser)
+    # Unset, the engine follows --ray-address (Ray) or is the process engine; a daemon that
+    # already runs is then taken as it is.
+    parser.set_defaults(engine=None)
+
+
+def _engine(args: argparse.Namespace) -> engine.EngineChoice:
+    return cluster_engines.choose(args.engine, args.ray_address, hosts=0)
 
 
 def run_start(args: argparse.Namespace) -> int:
     """Start the daemon (in the background unless --foreground)."""
     files = local_daemon.files_for()
+    choice = _engine(args)
+    if problem := cluster_engines.problem(args.engine, args.ray_address):
+        print(f"runhouse: {problem}", file=sys.stderr)
+        return 1
     if args.foreground:
         from runhouse.daemon.server import serve
 
-        return serve(exposure.from_arguments(args), args.port, files.root)
+        return serve(exposure.from_arguments(args), args.port, files.root, engine=choice)
     info = local_daemon.running_info(files)
     if info is not None:
-        print(f"The daemon already runs (pid {info['pid']}, port {info['port']}).")
+        running = info.get("engine") or "process"
+        print(
+            f"The daemon already runs (pid {info['pid']}, port {info['port']}, engine {running})."
+        )
+        if (args.engine or args.ray_address) and running != choice.engine:
+            print(
+                f"It runs engine {running!r}, not {choice.engine!r}: `runhouse restart "
+                f"--engine {choice.engine}` starts it again with that engine.",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     how = exposure.from_arguments(args)
     try:
-        info = local_daemon.start(files, args.port, how)
+        info = local_daemon.start(files, args.port, how, engine=choice)
     except DaemonError as exc:
         print(exc, file=sys.stderr)
         return 1
     scheme = "https" if info.get("tls_cert") else "http"
-    print(f"Started the daemon (pid {info['pid']}) on {scheme}://{info['host']}:{info['port']}")
+    print(
+        f"Started the daemon (pid {info['pid']}, engine {choice.engine}) on "
+        f"{scheme}://{info['host']}:{info['port']}"
+    )
     print(f"Log: {files.log}")
     return 0
 
@@ -113,34 +141,9 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
-    daemon = status["daemon"]
-    print(
-        f"daemon  pid {daemon['pid']}  port {daemon['port']}  up {daemon['uptime_seconds']}s  "
-        f"runhouse {daemon['runhouse']}  python {daemon['python']}  "
-        f"running calls {daemon['running_calls']}"
-    )
-    rows = [("ENV", "WORKER PID", "STATE", "MEMORY", "OBJECTS")]
-    for env in status["envs"]:
-        worker = env["worker"] or {}
-        rss = worker.get("rss_bytes")
-        memory = f"{rss / 2**20:.0f} MiB" if rss else "-"
-        pid = worker.get("pid")
-        keys = ", ".join(env["keys"]) or "-"
-        rows.append((env["name"], str(pid or "-"), _worker_state(worker), memory, keys))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for line in render(status):
+        print(line)
     return 0
-
-
-def _worker_state(worker: dict[str, Any]) -> str:
-    # Older daemons report no state: a worker they list is running.
-    state = worker.get("state", "running" if worker else "-")
-    if state == "stopped" and worker.get("reason"):
-        return f"stopped ({worker['reason']})"
-    if worker.get("responding") is False:
-        return "not responding"
-    return str(state)
 
 
 def run_ssh(args: argparse.Namespace) -> int:

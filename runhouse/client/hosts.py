@@ -12,28 +12,35 @@ import os
 import shlex
 import socket
 import subprocess
-import sys
 import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runhouse._version import __version__
-from runhouse.client import local_daemon, workdir
+from runhouse.client import bootstrap, cluster_engines, local_daemon, ray_nodes, workdir
+from runhouse.client.bootstrap import REMOTE_ROOT
+from runhouse.client.bootstrap import build_wheel as build_wheel  # its home before bootstrap.py
+from runhouse.client.http import ClusterClient
 from runhouse.client.runners.base import CommandRunner
 from runhouse.client.runners.local import LocalRunner
 from runhouse.client.runners.ssh import SSHRunner
 from runhouse.exceptions import DaemonError
+from runhouse.wire.engine import EngineChoice
 from runhouse.wire.exposure import Exposure
 
-REMOTE_ROOT = "~/.rh"
+PROCESSES = EngineChoice()
+# Seconds a daemon has to listen once started: after its engine, and a Ray head takes a while.
+_START_TIMEOUT = {"process": 60, "ray": 180}
 
 
 class DaemonHost(ABC):
     """The machine a cluster's daemon runs on."""
 
     runner: CommandRunner
+    # The engine the cluster asks its daemon for; None: a daemon started here runs the
+    # process engine, and one already running serves whatever its engine.
+    engine: EngineChoice | None = None
 
     @abstractmethod
     def info(self) -> dict[str, Any] | None:
@@ -53,7 +60,8 @@ class DaemonHost(ABC):
 
     @abstractmethod
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
-        """The address this client connects to for the daemon described by ``info``."""
+        """The address this client connects to for the daemon described by ``info``
+        (``EngineMismatchError`` if that daemon runs another engine than asked for)."""
 
     @abstractmethod
     def certificate(self, info: dict[str, Any]) -> str | None:
@@ -71,9 +79,10 @@ class DaemonHost(ABC):
 class LocalHost(DaemonHost):
     """The daemon on this machine, in ``root`` (default: the ``daemon_dir`` folder)."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, engine: EngineChoice | None = None) -> None:
         self.runner = LocalRunner()
         self.root = root
+        self.engine = engine
 
     @property
     def files(self) -> local_daemon.DaemonFiles:
@@ -86,7 +95,9 @@ class LocalHost(DaemonHost):
 
     def start(self, port: int, how: Exposure) -> dict[str, Any]:
         """Start the local daemon in the background."""
-        return local_daemon.start(self.files, port, how)
+        engine = self.engine or PROCESSES
+        timeout = _START_TIMEOUT[engine.engine]
+        return local_daemon.start(self.files, port, how, timeout=timeout, engine=engine)
 
     def stop(self) -> bool:
         """Stop the local daemon."""
@@ -98,6 +109,7 @@ class LocalHost(DaemonHost):
 
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
         """The daemon's own address (loopback when it listens on all interfaces)."""
+        cluster_engines.check_running("this machine", self.engine, info)
         host = info.get("host") or "127.0.0.1"
         return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), int(info["port"])
 
@@ -163,9 +175,17 @@ class SSHHost(DaemonHost):
 
     runner: SSHRunner
 
-    def __init__(self, runner: SSHRunner, tunnel: bool = True) -> None:
+    def __init__(
+        self,
+        runner: SSHRunner,
+        tunnel: bool = True,
+        engine: EngineChoice | None = None,
+        nodes: dict[str, SSHRunner] | None = None,
+    ) -> None:
         self.runner = runner
         self.tunnel = tunnel  # False: the daemon is exposed, and reached at the host directly
+        self.engine = engine
+        self.nodes = nodes or {}  # the cluster's other hosts, which join the head's Ray
         self._home: str | None = None
         self._tunnels: dict[int, int] = {}  # remote port -> local port
 
@@ -196,16 +216,22 @@ class SSHHost(DaemonHost):
         return info if isinstance(info, dict) else None
 
     def start(self, port: int, how: Exposure) -> dict[str, Any]:
-        """Install this Runhouse on the host if needed, start its daemon, wait for it."""
-        problem = how.problem()
+        """Install this Runhouse on the host if needed (and on the other hosts, with Ray, for
+        the Ray engine), start its daemon, wait for it; the other hosts then join its Ray."""
+        engine = self.engine or PROCESSES
+        problem = how.problem() or engine.problem()
         if problem is not None:
             raise DaemonError(f"Not starting the daemon on {self.runner.target}: {problem}")
-        self._ensure_runhouse()
+        joining = self.nodes if cluster_engines.joins_hosts(engine, len(self.nodes) + 1) else {}
+        if engine.engine == "ray":
+            ray_nodes.prepare(self.runner, joining)
+        else:
+            bootstrap.install(self.runner)
         if how.certfile and how.keyfile:  # local files: the daemon reads them on the host
             certfile = self._place(Path(how.certfile).expanduser().resolve())
             keyfile = self._place(Path(how.keyfile).expanduser().resolve())
             how = replace(how, certfile=certfile, keyfile=keyfile)
-        flags = " ".join(shlex.quote(flag) for flag in how.argv())
+        flags = " ".join(shlex.quote(flag) for flag in [*how.argv(), *engine.argv()])
         daemon = REMOTE_ROOT + "/daemon"
         start = (
             f"mkdir -p {daemon} && rm -f {daemon}/daemon.json && cd ~ || exit 1\n"
@@ -213,9 +239,12 @@ class SSHHost(DaemonHost):
             # holding this session's output open would keep the ssh command from returning.
             f"setsid nohup {REMOTE_ROOT}/venv/bin/python -m runhouse.daemon {flags} --port {port} "
             f"--dir {daemon} >> {daemon}/daemon.log 2>&1 < /dev/null &\n"
-            # The daemon writes daemon.json once it listens: wait for it on the host.
-            f"for i in $(seq 300); do [ -s {daemon}/daemon.json ] && exit 0; sleep 0.1; done\n"
-            f"tail -20 {daemon}/daemon.log; exit 1"
+            # The daemon writes daemon.json once it listens (after its engine started: a Ray
+            # head takes seconds): wait for it on the host, and stop one that is not up in time.
+            f"pid=$!; for i in $(seq {_START_TIMEOUT[engine.engine] * 10}); do "
+            f"[ -s {daemon}/daemon.json ] && exit 0; kill -0 $pid 2>/dev/null || break; "
+            f"sleep 0.1; done\n"
+            f"kill $pid 2>/dev/null; tail -20 {daemon}/daemon.log; exit 1"
         )
         [(rc, out, err)] = self.runner.run(start, stream_logs=False)
         if rc != 0:
@@ -223,10 +252,32 @@ class SSHHost(DaemonHost):
         info = self.info()
         if info is None:
             raise DaemonError(f"The daemon on {self.runner.target} started but is not running")
+        if joining:
+            self._join(joining, info)
         return info
 
+    def _join(self, nodes: dict[str, SSHRunner], info: dict[str, Any]) -> None:
+        """Join ``nodes`` to the new daemon's Ray head; if one fails, stop the cluster (a
+        partial cluster would be reused as it is by the next client)."""
+        address, port = self.endpoint(info)
+        client = ClusterClient(address, port, self.token(), certificate=self.certificate(info))
+
+        def status() -> dict[str, Any]:
+            answer: dict[str, Any] = client.json("GET", "/_rh/status")
+            return answer
+
+        try:
+            ray_nodes.join(nodes, info, status)
+        except DaemonError:  # NodeJoinError, or the daemon stopped answering
+            self.stop()
+            raise
+        finally:
+            client.close()
+
     def stop(self) -> bool:
-        """Stop the remote daemon (SIGTERM; it stops its workers)."""
+        """Stop the other hosts' Ray nodes (by their recorded PIDs), then the remote daemon
+        (SIGTERM; it stops its workers)."""
+        ray_nodes.leave(self.nodes)
         info = self.info()
         if info is None:
             return False
@@ -247,6 +298,7 @@ class SSHHost(DaemonHost):
     def endpoint(self, info: dict[str, Any]) -> tuple[str, int]:
         """A local port forwarded to the daemon through the SSH control connection (or the
         host's own address, for an exposed daemon)."""
+        cluster_engines.check_running(self.runner.target, self.engine, info)
         remote_port = int(info["port"])
         if not self.tunnel:
             return self.runner.host, remote_port
@@ -336,82 +388,6 @@ class SSHHost(DaemonHost):
             rewritten.write_text("\n".join(lines) + "\n")
             os.utime(rewritten, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))
             return self._place(rewritten, stands_for=source)
-
-    def _ensure_runhouse(self) -> None:
-        [(rc, _, _)] = self.runner.run("command -v python3", stream_logs=False)
-        if rc != 0:
-            raise DaemonError(
-                f"{self.runner.target} has no python3 on its PATH; install Python 3.10+ there."
-            )
-        source = checkout()
-        if source is None:
-            # A released client: the host installs the same release from its package index.
-            wheel, stamp = None, f"release {__version__}"
-            spec = shlex.quote(f"runhouse=={__version__}")
-        else:
-            wheel, digest = build_wheel(source)
-            stamp, spec = digest, f"{REMOTE_ROOT}/wheels/{digest}/{wheel.name}"
-        marker = f"{REMOTE_ROOT}/venv/.runhouse-source"
-        [(_, installed, _)] = self.runner.run(f"cat {marker} 2>/dev/null", stream_logs=False)
-        if installed.strip() == stamp:
-            return  # this exact code is installed there already
-        if wheel is not None:
-            self.runner.rsync(str(wheel), spec, up=True, gitignore=False)
-        pip = f"{REMOTE_ROOT}/venv/bin/python -m pip install -q"
-        # Other code may be installed there at the same version (a rebuilt checkout): force
-        # this code in, then add its dependencies.
-        install = (
-            f"python3 -m venv {REMOTE_ROOT}/venv && {pip} --force-reinstall --no-deps {spec} && "
-            f"{pip} {spec} && echo {shlex.quote(stamp)} > {marker}"
-        )
-        [(rc, out, err)] = self.runner.run(install, stream_logs=False)
-        if rc == 0:
-            return
-        hint = ""
-        if wheel is None:
-            hint = (
-                f" The host's package index must offer {spec}; for a private index, configure "
-                "pip on the host (PIP_INDEX_URL, or ~/.config/pip/pip.conf)."
-            )
-        raise DaemonError(
-            f"Installing {'runhouse' if wheel else spec} on {self.runner.target} failed.{hint}\n"
-            f"{(out + err)[-3000:]}"
-        )
-
-
-def checkout() -> Path | None:
-    """The source checkout this Runhouse runs from (a development install), or None for an
-    installed release."""
-    source = Path(__file__).resolve().parents[2]
-    return source if (source / "pyproject.toml").exists() else None
-
-
-def build_wheel(source: Path | None = None) -> tuple[Path, str]:
-    """A wheel of this Runhouse, built from its checkout and cached by content; and that
-    content's digest (hosts re-install when it changes, even at the same version)."""
-    source = source or checkout()
-    if source is None:
-        raise DaemonError(
-            "Runhouse is installed from a release here, not a checkout: there is no source "
-            f"to build a wheel from (hosts install runhouse=={__version__} themselves)."
-        )
-    package = source / "runhouse"
-    cache = Path.home() / ".rh" / "wheels"
-    digest = workdir.tree_digest(package)
-    target = cache / digest
-    existing = sorted(target.glob("runhouse-*.whl"))
-    if existing:
-        return existing[0], digest
-    target.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(target), str(source)],
-        capture_output=True,
-        text=True,
-    )
-    wheels = sorted(target.glob("runhouse-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise DaemonError(f"Building a runhouse wheel failed:\n{result.stderr[-3000:]}")
-    return wheels[0], digest
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from runhouse.exceptions import (
     CallInterruptedError,
     CallTimeoutError,
     DaemonError,
+    EngineError,
     EnvInstallError,
     ObjectNotFoundError,
     PlacementError,
@@ -258,6 +259,8 @@ class ClusterClient:
                 error.get("returncode", -1),
                 error.get("output", ""),
             )
+        if error_type == "EngineError":
+            raise EngineError(error.get("engine", "?"), message)
         if error_type == "PlacementError":
             raise PlacementError(
                 error.get("env", "?"), error.get("asked", {}), error.get("why", "")

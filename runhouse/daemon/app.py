@@ -48,7 +48,7 @@ from runhouse.daemon.fanout import MapFanOut
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
 from runhouse.data import remote_ops
-from runhouse.exceptions import CallCancelledError
+from runhouse.exceptions import CallCancelledError, EngineError, PlacementError
 from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, TERMINAL, Kind
 
@@ -97,6 +97,12 @@ def create_app(
         except WorkerNotResponding as exc:
             error = {"type": "WorkerNotResponding", "message": str(exc), "env": exc.env}
             await asgi.send_json(send, 504, {"error": error})
+        except PlacementError as exc:  # a worker that cannot be placed (resources busy)
+            fields = {"message": str(exc), "env": exc.env, "asked": exc.asked, "why": exc.why}
+            await asgi.send_json(send, 400, {"error": {"type": "PlacementError", **fields}})
+        except EngineError as exc:  # the engine could not start a worker (its nodes gone)
+            error = {"type": "EngineError", "message": str(exc), "engine": exc.engine}
+            await asgi.send_json(send, 503, {"error": error})
 
     return app
 

@@ -15,14 +15,14 @@ from typing import Any
 from runhouse import serving
 from runhouse._version import __version__
 from runhouse.config import configs
+from runhouse.daemon import engines
 from runhouse.daemon.app import DEFAULT_MAX_BODY, create_app, instance
 from runhouse.daemon.den_auth import DenGate
-from runhouse.daemon import engines
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.layout import DaemonFiles
 from runhouse.daemon.state import DaemonState
 from runhouse.daemon.tls import certificate
-from runhouse.exceptions import ConfigError, DaemonError
+from runhouse.exceptions import ConfigError, DaemonError, EngineError
 from runhouse.wire import home
 from runhouse.wire.engine import EngineChoice
 from runhouse.wire.exposure import Exposure
@@ -32,6 +32,7 @@ ALREADY_RUNNING = 3
 REFUSED = 2
 _GRACE = 5  # seconds for responses to finish once workers are stopped (a backstop)
 _FOREVER = 10 * 365 * 24 * 3600  # seconds: "no limit" for uvicorn
+PROCESSES = EngineChoice()
 _SETTINGS = (
     "worker_idle_timeout",
     "connection_idle_timeout",
@@ -47,7 +48,7 @@ def serve(
     root: Path,
     ready_fd: int | None = None,
     max_body: int = DEFAULT_MAX_BODY,
-    engine: EngineChoice = EngineChoice(),
+    engine: EngineChoice = PROCESSES,
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
     import uvicorn
@@ -143,7 +144,12 @@ def serve(
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
-        await state.start()
+        try:
+            await state.start()
+        except EngineError as exc:  # Ray missing, unreachable, of another version...
+            await state.stop()  # a Ray head it started goes too
+            print(f"runhouse: {exc}", file=sys.stderr)
+            raise SystemExit(REFUSED) from None
         files.write_info(
             {
                 "pid": os.getpid(),
@@ -156,6 +162,8 @@ def serve(
                 "den_url": how.den_url,
                 "den_resource": how.den_resource,
                 "engine": engine.engine,
+                # The Ray cluster's GCS "ip:port" other hosts join (None on the process engine).
+                "ray_address": getattr(state.engine, "address", None),
             }
         )
         log.info(

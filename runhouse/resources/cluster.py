@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from runhouse.client import den_auth, local_daemon
+from runhouse.client import cluster_engines, den_auth, local_daemon
 from runhouse.client.connection import DaemonConnection
 from runhouse.client.hosts import DaemonHost, LocalHost, SSHHost, free_port
 from runhouse.client.runners.base import CommandRunner
@@ -50,6 +50,8 @@ class Cluster(ClusterCalls, Resource):
         ssl_keyfile: str | None = None,
         den_auth: bool = False,
         insecure: bool = False,
+        engine: str | None = None,
+        ray_address: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.server_port = server_port
@@ -61,6 +63,8 @@ class Cluster(ClusterCalls, Resource):
         self.ssl_keyfile = ssl_keyfile
         self.den_auth = den_auth
         self.insecure = insecure
+        self._engine = engine  # None: its kind's default (see runhouse/client/cluster_engines)
+        self.ray_address = ray_address
         _check_connection_settings(self)
         self._daemon_host: DaemonHost | None = None
         self._connection = DaemonConnection(self)
@@ -78,7 +82,15 @@ class Cluster(ClusterCalls, Resource):
             "ssl_keyfile": self.ssl_keyfile,
             "den_auth": self.den_auth,
             "insecure": self.insecure,
+            "engine": self._engine,
+            "ray_address": self.ray_address,
         }
+
+    @property
+    def engine(self) -> str:
+        """The engine its daemon runs workers with: ``"process"`` (child processes of the
+        daemon) or ``"ray"`` (Ray actors over the hosts' Ray nodes)."""
+        return cluster_engines.choose(self._engine, self.ray_address, len(self.ips)).engine
 
     @property
     def exposure(self) -> Exposure:
@@ -98,11 +110,14 @@ class Cluster(ClusterCalls, Resource):
     def daemon_host(self) -> DaemonHost:
         """Where the daemon runs: this machine, or the (first) host over SSH."""
         if self._daemon_host is None:
+            engine = cluster_engines.asked(self._engine, self.ray_address, len(self.ips))
             if not self.host:
-                self._daemon_host = LocalHost()
+                self._daemon_host = LocalHost(engine=engine)
             else:
                 runner = self._ssh_runner(self.ips[0])
-                self._daemon_host = SSHHost(runner, tunnel=self.server_connection_type == "ssh")
+                nodes = {ip: self._ssh_runner(ip) for ip in self.ips[1:]}
+                tunnel = self.server_connection_type == "ssh"
+                self._daemon_host = SSHHost(runner, tunnel, engine, nodes)
         return self._daemon_host
 
     @property
@@ -344,6 +359,8 @@ def _check_connection_settings(c: Cluster) -> None:
         raise ValueError("give both ssl_certfile and ssl_keyfile, or neither (self-signed)")
     if c.den_auth and (problem := den_auth.problem(c.insecure)):
         raise ValueError(problem)
+    if problem := cluster_engines.problem(c._engine, c.ray_address):
+        raise ValueError(problem)
 
 
 def send_code(
@@ -388,17 +405,23 @@ def cluster(
     ssl_keyfile: str | None = None,
     den_auth: bool = False,
     insecure: bool = False,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> Cluster:
-    """A cluster: the local daemon (``name='local'``), an SSH host (``host=``), or the saved
-    one named ``name``. ``server_connection_type``: ``ssh`` (a tunnel; the default with a
-    host), ``tls`` (HTTPS, the certificate pinned) or ``none`` (HTTP); a token is required
-    unless ``insecure=True``."""
+    """A cluster: the local daemon (``name='local'``), an SSH host (``host=``), several
+    hosts (``host=[head, ...]``), or the saved one named ``name``. ``server_connection_type``:
+    ``ssh`` (a tunnel; the default with a host), ``tls`` (HTTPS, the certificate pinned) or
+    ``none`` (HTTP); a token is required unless ``insecure=True``. ``engine``: ``"process"``
+    (the default on one host) or ``"ray"`` (the default on several: the other hosts join the
+    head's Ray); ``ray_address="host:port"`` attaches to a Ray cluster that already runs."""
     settings: dict[str, Any] = {
         "server_connection_type": server_connection_type,
         "ssl_certfile": ssl_certfile,
         "ssl_keyfile": ssl_keyfile,
         "den_auth": den_auth,
         "insecure": insecure,
+        "engine": engine,
+        "ray_address": ray_address,
     }
     customized = host is not None or server_port is not None or any(settings.values())
     if name is not None and not customized:

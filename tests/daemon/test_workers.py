@@ -64,6 +64,11 @@ def test_a_dead_worker_fails_its_calls_and_is_replaced(
     caller.join(10)  # a bound for a hang, not a timing claim
     error = outcome["error"]
     assert isinstance(error, rh.WorkerDiedError)
+    if cluster.status()["daemon"]["engine"] == "ray":
+        # An actor is the raylet's child, not the daemon's: Ray tells that it died, and on
+        # which node, but not by which signal or exit code.
+        cause = "died unexpectedly"
+        assert "its Ray actor on node" in str(error)
     assert cause in str(error) and "doomed" in str(error)
     assert error.pid == first_pid
     assert whoami() != first_pid  # the next call starts a fresh worker, with the function

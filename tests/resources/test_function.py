@@ -270,9 +270,7 @@ def test_missing_key_names_the_keys_that_exist(cluster: rh.Cluster) -> None:
     assert "'nope'" in str(info.value) and "'add'" in str(info.value)
 
 
-def test_run_then_get_from_another_process(
-    cluster: rh.Cluster, python: str, shared_daemon_dir: Path
-) -> None:
+def test_run_then_get_from_another_process(cluster: rh.Cluster, python: str) -> None:
     fn = rh.function(add).to(cluster)
     key = fn.run(20, 22)
     assert fn.get(key) == 42
@@ -286,7 +284,7 @@ def test_run_then_get_from_another_process(
     )
     env = {
         **os.environ,
-        "RH_DAEMON_DIR": str(shared_daemon_dir),
+        "RH_DAEMON_DIR": os.environ["RH_DAEMON_DIR"],  # the cluster fixture's daemon
         "PYTHONPATH": str(Path(__file__).parents[2]),
     }
     out = subprocess.run(

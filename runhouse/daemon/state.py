@@ -166,7 +166,7 @@ class DaemonState:
 
     async def _launch(self, spec: EnvSpec, pool: Replicas, replica: int) -> None:
         env = spec.name
-        worker = await self.engine.launch(spec, self._on_death)
+        worker = await self.engine.launch(spec, self._on_death, replica)
         try:
             if self.secrets.get(env):  # before any call: code may read them at import
                 await _set_environ(worker, self.secrets[env])

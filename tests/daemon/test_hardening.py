@@ -258,7 +258,8 @@ def test_status_answers_and_names_a_stopped_worker(
         assert frozen.items() <= status["frozen"].items()
         assert status["base"]["responding"] is True and status["base"]["pid"] > 0
         assert main(["status"]) == 0
-        row = next(line for line in capsys.readouterr().out.splitlines() if "frozen" in line)
+        lines = capsys.readouterr().out.splitlines()
+        row = next(line for line in lines if line.startswith("frozen"))  # its worker's row
         assert "not responding" in row and str(frozen_pid) in row
         with pytest.raises(rh.DaemonError, match="did not answer") as raised:
             daemon.cluster.delete(in_frozen.key)  # an answer that takes a worker no time

@@ -167,6 +167,35 @@ def test_compute_places_the_worker_on_the_node_that_has_it(
         release(ray_cluster, "ray_on_w1")
 
 
+def where_together(barrier: str, count: int) -> dict[str, Any]:
+    """Wait until ``count`` items run at once (each adds a line to ``barrier``): only items
+    on different replicas can, the barrier being met by no replica alone."""
+    with open(barrier, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + DIES_WITHIN
+    while time.monotonic() < deadline:
+        with open(barrier) as f:
+            if len(set(f.read().split())) >= count:
+                return where()
+        time.sleep(0.01)
+    raise TimeoutError("the other replicas' items never ran alongside")
+
+
+def test_replicas_spread_over_the_nodes_and_a_map_runs_on_all_at_once(
+    ray_cluster: rh.Cluster, ray_nodes: RayCluster, tmp_path: Path
+) -> None:
+    env = rh.env(name="ray_spread", replicas=3, working_dir=None)
+    fn = rh.function(where_together).to(ray_cluster, env=env)
+    barrier = tmp_path / "barrier"
+    barrier.touch()
+    placed = fn.map([str(barrier)] * 3, [3] * 3)  # one item per replica, all in flight
+    nodes = {p["node"] for p in placed}
+    assert nodes == {ray_nodes.head.id, ray_nodes.node("w1").id, ray_nodes.node("w2").id}
+    status = next(e for e in ray_cluster.status()["envs"] if e["name"] == "ray_spread")
+    assert {w["node"] for w in status["workers"]} == nodes
+    assert len({p["pid"] for p in placed}) == 3
+
+
 def test_compute_no_node_has_is_refused_when_the_env_is_declared(
     ray_cluster: rh.Cluster, ray_nodes: RayCluster
 ) -> None:

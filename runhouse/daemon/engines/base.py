@@ -187,5 +187,6 @@ class Engine(ABC):
         return None
 
     @abstractmethod
-    async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:
-        """Start a worker for ``env``; ``on_death(worker, cause)`` runs if it dies."""
+    async def launch(self, env: EnvSpec, on_death: OnDeath, replica: int = 0) -> WorkerHandle:
+        """Start replica ``replica``'s worker for ``env``; ``on_death(worker, cause)`` runs
+        if it dies."""

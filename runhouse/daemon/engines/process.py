@@ -108,8 +108,8 @@ class ProcessEngine(Engine):
             if why is not None:
                 raise PlacementError(env.name, env.compute, why)
 
-    async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:
-        """Start a worker process for ``env`` and connect to it."""
+    async def launch(self, env: EnvSpec, on_death: OnDeath, replica: int = 0) -> WorkerHandle:
+        """Start a worker process for ``env`` and connect to it (replicas alike: one host)."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         python = env.python or sys.executable
         command = [python, "-m", "runhouse.daemon.worker", "--fd", str(child.fileno())]

@@ -2,7 +2,7 @@
 
 Calls do not go through Ray's actor methods. Each actor opens a TCP connection back to the
 daemon (a listener on the daemon's node, one random nonce per launch as proof) and serves the
-same framed protocol as a worker process (``ray_actor.EnvActor``). Ray places and runs the
+same framed protocol as a worker process (``ray_actor.serve``). Ray places and runs the
 actor; the daemon holds the result of its lifelong ``serve`` call, which Ray fails with the
 cause (killed, node died, out of memory) when the actor ends.
 
@@ -35,7 +35,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from runhouse import serving
 from runhouse.daemon.engines import placement
 from runhouse.daemon.engines.base import Engine, EnvSpec, OnDeath, WorkerHandle
-from runhouse.daemon.engines.ray_actor import EnvActor
+from runhouse.daemon.engines.ray_actor import actor_class
 from runhouse.daemon.engines.ray_causes import actor_cause, lost_contact
 from runhouse.daemon.engines.ray_cluster import actor_state, cluster_nodes, join, write_site
 from runhouse.daemon.engines.ray_head import RayHead
@@ -138,6 +138,7 @@ class RayEngine(Engine):
         self._greetings: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Future[None] | None = None
         self._site = root / "ray" / "site"
+        self._actor_class: Any = None  # Ray's wrapper of ray_actor.actor_class(), made once
 
     async def start(self) -> None:
         """Start a Ray head (without an address) and connect to the cluster as its driver."""
@@ -195,11 +196,11 @@ class RayEngine(Engine):
         if why is not None:
             raise PlacementError(env.name, env.compute, why)
 
-    async def launch(self, env: EnvSpec, on_death: OnDeath) -> WorkerHandle:
+    async def launch(self, env: EnvSpec, on_death: OnDeath, replica: int = 0) -> WorkerHandle:
         """Create ``env``'s actor where its compute says, and wait until it connects back
         (``PlacementError`` if no node has the resources free within ``pending_timeout``)."""
         loop = asyncio.get_running_loop()
-        options = await self._options(env)
+        options = await self._options(env, replica)
         nonce = secrets.token_hex(16)
         connected: asyncio.Future[tuple[socket.socket, dict[str, Any]]] = loop.create_future()
         self._launches[nonce] = connected
@@ -274,7 +275,7 @@ class RayEngine(Engine):
 
         return died
 
-    async def _options(self, env: EnvSpec) -> dict[str, Any]:
+    async def _options(self, env: EnvSpec, replica: int) -> dict[str, Any]:
         try:
             asked = placement.asked_resources(env.compute)
         except ValueError as exc:
@@ -301,7 +302,18 @@ class RayEngine(Engine):
                 raise PlacementError(env.name, env.compute, why)
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node["id"], soft=False)
         elif env.replicas > 1:
-            options["scheduling_strategy"] = "SPREAD"  # replicas over as many nodes as fit
+            # Replicas dealt over the nodes that can hold one, in turn: Ray's own "SPREAD"
+            # is a hint it often does not follow (two of three on one node, of three free).
+            wanted = placement.asked_resources(env.compute)  # all of it (`asked` was used up)
+            nodes = [
+                n for n in await self.nodes() if not placement.short_of(wanted, n["resources"])
+            ]
+            if nodes:
+                nodes.sort(key=lambda n: (n["id"] != self._node_id, str(n["address"]), n["id"]))
+                node = nodes[replica % len(nodes)]
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                    node["id"], soft=False
+                )
         elif not wants:
             # A worker that asks for nothing stays by the daemon (its files, its venvs), as
             # under the process engine. (Ray's soft affinity would move it now and then.)
@@ -326,8 +338,9 @@ class RayEngine(Engine):
         return runtime_env
 
     def _create(self, options: dict[str, Any], nonce: str, env: str) -> tuple[Any, Any]:
-        actor_class: Any = ray.remote(EnvActor)
-        actor = actor_class.options(**options).remote()
+        if self._actor_class is None:
+            self._actor_class = ray.remote(actor_class())
+        actor = self._actor_class.options(**options).remote()
         ref = actor.serve.remote(self._host, self._port(), nonce, env)
         return actor, ref.future()
 

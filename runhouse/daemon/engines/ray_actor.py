@@ -32,18 +32,26 @@ def hello(nonce: str) -> bytes:
     return f"{nonce} {json.dumps(about)}\n".encode()
 
 
-class EnvActor:
-    """One env's worker; ``serve`` connects to the daemon and serves it until it goes."""
+def serve(host: str, port: int, nonce: str, env: str) -> None:
+    """Connect to the daemon at ``host:port``, prove the launch with ``nonce``, then run
+    ``env``'s calls until the daemon closes the connection; the actor then exits."""
+    sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames are small
+    sock.sendall(hello(nonce))
+    logcapture.install()
+    WorkerServer(sock, env).serve_forever()
+    # The daemon is gone or stopped this worker: leave now, without waiting for calls still
+    # running on threads (as a worker process does).
+    os._exit(0)
 
-    def serve(self, host: str, port: int, nonce: str, env: str) -> None:
-        """Connect to the daemon at ``host:port``, prove the launch with ``nonce``, then
-        run ``env``'s calls until the daemon closes the connection; the actor then exits."""
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # frames are small
-        sock.sendall(hello(nonce))
-        logcapture.install()
-        WorkerServer(sock, env).serve_forever()
-        # The daemon is gone or stopped this worker: leave now, without waiting for calls
-        # still running on threads (as a worker process does).
-        os._exit(0)
+
+def actor_class() -> type:
+    """A new class for ``ray.remote``, whose one method ``serve`` runs for the actor's whole
+    life. New each time: Ray rewrites the signatures of the methods it wraps, in place."""
+
+    class EnvActor:
+        def serve(self, host: str, port: int, nonce: str, env: str) -> None:
+            serve(host, port, nonce, env)
+
+    return EnvActor

@@ -166,6 +166,17 @@ def test_bad_compute_and_replicas_are_refused_when_made() -> None:
     assert again.compute == env.compute and again.replicas == 3
 
 
+def test_compute_no_node_has_is_refused_when_sent(cluster: rh.Cluster) -> None:
+    for compute in ({"GPU": 64}, {"CPU": 1, "node": "no-such-node"}, {"unicorns": 1}):
+        env = rh.env(name=f"rep-impossible-{cluster.name}", compute=compute, working_dir=None)
+        with pytest.raises(rh.PlacementError) as refused:
+            rh.function(whoami).to(cluster, env=env)
+        message = str(refused.value)
+        assert str(compute) in message and "CPU" in message  # what was asked, what nodes have
+    fitting = rh.env(name=f"rep-fits-{cluster.name}", compute={"CPU": 1}, working_dir=None)
+    assert rh.function(whoami).to(cluster, env=fitting)(7)[0] == 7
+
+
 def test_changing_replicas_restarts_the_env_with_the_new_count(cluster: rh.Cluster) -> None:
     name = f"rep-change-{cluster.name}"
     fn = rh.function(whoami).to(cluster, env=rh.env(name=name, replicas=1, working_dir=None))

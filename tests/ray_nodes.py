@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from runhouse.daemon.engines.ray_head import descendants, spare_ports
+from runhouse.daemon.engines.ray_head import descendants, start_command
 
 READY = "Ray runtime started"  # printed by `ray start --block` once its node has joined
 START_TIMEOUT = 90.0
@@ -175,9 +174,7 @@ def _start(
     ip: str,
     extra: list[str] | None = None,
 ) -> RayNode:
-    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *args]
-    command += ["--resources", json.dumps(resources), "--disable-usage-stats", *(extra or [])]
-    command += spare_ports(head="--head" in args)  # other Ray nodes may run on this machine
+    command = start_command(*args, "--resources", json.dumps(resources), *(extra or []))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command,

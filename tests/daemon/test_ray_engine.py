@@ -27,6 +27,7 @@ from runhouse.daemon.engines.ray_head import descendants
 from runhouse.exceptions import DaemonError, PlacementError
 from runhouse.wire.engine import EngineChoice
 from tests.ray_nodes import RayCluster, RayNode
+from tests.resources.test_function import add, count_up, double_later
 
 DIES_WITHIN = 15.0  # seconds: a bound for a hang, not a timing claim (it takes well under 5)
 
@@ -39,22 +40,6 @@ def where() -> dict[str, Any]:
         "node": ray.get_runtime_context().get_node_id(),
         "ip": ray.util.get_node_ip_address(),
     }
-
-
-def add(a: int, b: int) -> int:
-    print(f"adding {a} and {b}")
-    return a + b
-
-
-def count_up(n: int):  # type: ignore[no-untyped-def]
-    for i in range(n):
-        print(f"item {i}")
-        yield i
-
-
-async def double_later(x: int) -> int:
-    await asyncio.sleep(0)
-    return 2 * x
 
 
 def fail(message: str) -> None:

@@ -51,9 +51,8 @@ class RayHead:
         if len(str(temp_dir)) > _TEMP_MAX:
             shutil.rmtree(temp_dir, ignore_errors=True)
             temp_dir = Path(tempfile.mkdtemp(prefix="rh-ray-", dir="/tmp"))
-        command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
-        command += ["--port", "0", "--temp-dir", str(temp_dir), *spare_ports()]
-        command += ["--include-dashboard=false", "--disable-usage-stats"]
+        command = start_command("--head", "--port", "0", "--temp-dir", str(temp_dir))
+        command.append("--include-dashboard=false")
         environ = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:  # this run's log only: READY is looked for in it
@@ -144,6 +143,13 @@ def descendants(pid: int) -> list[int]:
 def _die_with_parent() -> None:
     # In the child, before exec: SIGTERM when the daemon dies, even by SIGKILL.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def start_command(*args: str) -> list[str]:
+    """``ray start --block`` on this Python with ``args`` (``--head`` for a head), without
+    usage stats, and on free ports where Ray would take fixed ones."""
+    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *args]
+    return [*command, "--disable-usage-stats", *spare_ports(head="--head" in args)]
 
 
 def spare_ports(head: bool = True) -> list[str]:

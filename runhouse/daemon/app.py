@@ -33,18 +33,18 @@ import hmac
 import itertools
 import json
 import logging
-import re
 import secrets
 import sys
 from typing import Any
 
 from runhouse._version import __version__
-from runhouse.daemon import asgi
+from runhouse.daemon import asgi, inputs
 from runhouse.daemon.asgi import HTTPError, Receive, Scope, Send
 from runhouse.daemon.den_auth import DenGate
 from runhouse.daemon.engines.base import Frame, WorkerNotResponding
 from runhouse.daemon.env_routes import EnvRoutes
 from runhouse.daemon.fanout import MapFanOut
+from runhouse.daemon.object_routes import ANSWER, ObjectRoutes, env_of
 from runhouse.daemon.openapi import schema
 from runhouse.daemon.state import BASE_ENV, DaemonState, Run
 from runhouse.data import remote_ops
@@ -53,8 +53,6 @@ from runhouse.wire import errors
 from runhouse.wire.frames import HEADER, TERMINAL, Kind
 
 log = logging.getLogger("runhouse.daemon")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,199}$")
-_MAX_KEY = 512
 _KEY_ROUTES = frozenset(
     {"objects", "cancel", "runs", "rename"}
 )  # /_rh/<route>/<key, which may hold />
@@ -64,7 +62,6 @@ _SINGLE_FRAME_STATUS = {Kind.REJECTED: 400}
 _FAILED = frozenset({Kind.ERROR, Kind.REJECTED})
 _KEEP_FINISHED_RUNS = 10_000
 _SMALL_BODY = 1 << 16
-_ANSWER = 10.0  # seconds a worker has for what takes it no time (delete, clear, cancel)
 DEFAULT_MAX_BODY = 2 * 1024**3
 
 
@@ -107,31 +104,6 @@ def create_app(
     return app
 
 
-def _name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise HTTPError(
-            400,
-            "InvalidName",
-            f"invalid {what} {value!r}: use letters, digits, '_', '.', '-', '@' (max 200)",
-        )
-    return value
-
-
-def _key(value: str, what: str = "key") -> str:
-    # Keys are the user's names for objects (model ids such as "org/model" among them):
-    # any printable text, but not the daemon's own prefix.
-    if not value or len(value) > _MAX_KEY or not value.isprintable() or value.strip() != value:
-        raise HTTPError(
-            400,
-            "InvalidName",
-            f"invalid {what} {value!r}: use 1-{_MAX_KEY} printable characters, "
-            "without leading or trailing spaces",
-        )
-    if value == "_rh" or value.startswith("_rh/"):
-        raise HTTPError(400, "InvalidName", f"invalid {what} {value!r}: '_rh' is the daemon's")
-    return value
-
-
 class Routes:
     """The handlers; each takes the request and answers through ``send``."""
 
@@ -141,6 +113,7 @@ class Routes:
         self._run_ids = itertools.count(1)
         self._run_prefix = secrets.token_hex(3)  # run keys stay unique across restarts
         self.envs = EnvRoutes(state)
+        self.objects = ObjectRoutes(state, max_body)
 
     def _new_run_key(self, key: str) -> str:
         return f"{key}@{self._run_prefix}{next(self._run_ids):x}"
@@ -156,10 +129,10 @@ class Routes:
                     404, "NotFound", f"no route {path!r}; calls are POST /{{key}}/{{method}}"
                 )
             if method == "GET":  # simple calls and attribute reads from a browser or curl
-                return await self.call(scope, receive, send, _key(key), name, from_query=True)
+                return await self.call(scope, receive, send, inputs.key(key), name, from_query=True)
             if method != "POST":
                 raise HTTPError(405, "MethodNotAllowed", "calls are POST /{key}/{method}")
-            return await self.call(scope, receive, send, _key(key), name)
+            return await self.call(scope, receive, send, inputs.key(key), name)
         parts = path.strip("/").split("/", 2)
         route = (method, parts[1], len(parts))
         if route == ("GET", "health", 2):
@@ -173,14 +146,14 @@ class Routes:
         if route == ("POST", "cancel", 2):
             return await self.cancel(scope, send, None)
         if route == ("POST", "clear", 2):
-            return await self.clear(send)
+            return await self.objects.clear(send)
         if route == ("GET", "versions", 2):
-            env = _name(asgi.query(scope).get("env") or BASE_ENV, "env")
+            env = inputs.name(asgi.query(scope).get("env") or BASE_ENV, "env")
             return await self.envs.versions(send, env)
         if route == ("POST", "data", 3):  # a built-in: folders' operations on this disk
             return await self.call(scope, receive, send, remote_ops.KEY, parts[2])
         if len(parts) == 3:
-            name = _key(parts[2]) if parts[1] in _KEY_ROUTES else _name(parts[2], "env")
+            name = inputs.key(parts[2]) if parts[1] in _KEY_ROUTES else inputs.name(parts[2], "env")
             if route == ("PUT", "envs", 3):
                 return await self.envs.put(scope, receive, send, name)
             if route == ("GET", "envs", 3):
@@ -190,28 +163,18 @@ class Routes:
             if route == ("PUT", "secrets", 3):
                 return await self.envs.put_secrets(scope, receive, send, name)
             if route == ("PUT", "objects", 3):
-                return await self.put_object(scope, receive, send, name)
+                return await self.objects.put(scope, receive, send, name)
             if route == ("GET", "objects", 3):
-                return await self.get_object(send, name)
+                return await self.objects.get(send, name)
             if route == ("DELETE", "objects", 3):
-                return await self.delete_object(send, name)
+                return await self.objects.delete(send, name)
             if route == ("POST", "cancel", 3):
                 return await self.cancel(scope, send, name)
             if route == ("POST", "rename", 3):
-                return await self.rename(scope, send, name)
+                return await self.objects.rename(scope, send, name)
             if route == ("GET", "runs", 3):
                 return await self.get_run(send, name)
         raise HTTPError(404, "NotFound", f"no route {method} {scope['path']!r}")
-
-    def _env_of(self, key: str) -> str:
-        env = self.state.key_env.get(key)
-        if env is None:
-            _key(key)  # a malformed key is a 400, not a 404
-            keys = self.state.keys()
-            raise HTTPError(
-                404, "ObjectNotFoundError", f"no object with key {key!r}", key=key, keys=keys
-            )
-        return env
 
     # Run keys of the calls started lately, in two generations (the older dropped when the
     # newer fills): a client sends a call again within moments of losing its connection.
@@ -276,11 +239,11 @@ class Routes:
         op = q.get("op", "call")
         if op not in _OPS:
             raise HTTPError(400, "BadRequest", f"op must be one of {sorted(_OPS)}, not {op!r}")
-        env = BASE_ENV if key == remote_ops.KEY else self._env_of(key)
+        env = BASE_ENV if key == remote_ops.KEY else env_of(self.state, key)
         body = await asgi.read_body(scope, receive, self.max_body)
         if from_query:
             body = _query_call(asgi.query(scope))
-        run_key = _key(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
+        run_key = inputs.key(q["run_key"], "run_key") if "run_key" in q else self._new_run_key(key)
         # The worker reads absent fields as their defaults: the pickled header stays small.
         request: dict[str, Any] = {"op": op, "key": key, "method": method, "run_key": run_key}
         as_json = from_query or (asgi.header(scope, b"content-type") or b"").startswith(asgi.JSON)
@@ -295,7 +258,7 @@ class Routes:
             request["return_exceptions"] = True  # failed items answer their error
         store_as = run_key if detach else q.get("store_as")
         if store_as is not None:
-            request["store_as"] = _key(store_as, "store_as")
+            request["store_as"] = inputs.key(store_as, "store_as")
         pinned = self.state.key_replica.get(key)  # an object lives on one replica
         worker = self.state.ready(env, pinned)  # the usual case, without a coroutine per call
         if worker is None:
@@ -424,14 +387,14 @@ class Routes:
         run = self.state.runs.get(run_key)
         if run is None:
             if run_key in self.state.key_env:
-                return await self.get_object(send, run_key)
+                return await self.objects.get(send, run_key)
             raise HTTPError(404, "RunNotFound", f"no run with key {run_key!r} on this daemon")
         await run.done.wait()
         if run.error is not None:
             return await asgi.send_bytes(
                 send, 200, asgi.FRAMES, run.error.header, run.error.payload
             )
-        await self.get_object(send, run_key)
+        await self.objects.get(send, run_key)
 
     async def cancel(self, scope: Scope, send: Send, key: str | None) -> None:
         """Cancel the run with this run key, every running call of this object key, or (no
@@ -449,7 +412,7 @@ class Routes:
         cancelled = []
         for run in runs:
             answers = [
-                await worker.ask({"op": "cancel", "target": call_id}, timeout=_ANSWER)
+                await worker.ask({"op": "cancel", "target": call_id}, timeout=ANSWER)
                 for worker, call_id in run.targets
             ]
             if any(f.kind == Kind.RESULT and json.loads(f.payload) for f in answers):
@@ -470,89 +433,6 @@ class Routes:
         await self.state.worker(env)  # functions and classes are sent to it again
         log.warning("worker of env %r replaced (a forced cancel); lost: %s", env, lost)
         return lost
-
-    async def rename(self, scope: Scope, send: Send, old: str) -> None:
-        """Give the object under ``old`` the key ``?to=``."""
-        new = _key(asgi.query(scope).get("to") or "", "new key")
-        env = self._env_of(old)
-        if new in self.state.key_env:
-            raise HTTPError(
-                409,
-                "KeyExists",
-                f"{new!r} is taken (env {self.state.key_env[new]!r}); delete it first",
-            )
-        replica = self.state.key_replica.get(old)
-        if replica is None:
-            workers = await self.state.replicas(env)
-        else:
-            workers = [await self.state.worker(env, replica)]
-        request = {"op": "rename", "key": old, "to": new}
-        frames = [await w.ask(request, timeout=_ANSWER) for w in workers]
-        if any(f.kind != Kind.RESULT or not json.loads(f.payload) for f in frames):
-            keys = self.state.keys()
-            raise HTTPError(404, "ObjectNotFoundError", f"no object {old!r}", key=old, keys=keys)
-        blob = self.state.resources.get(env, {}).get(old)
-        self.state.forget(old)
-        self.state.remember(new, env, blob, replica or 0)
-        await asgi.send_json(send, 200, {"key": new, "env": env})
-
-    async def put_object(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
-        """Store an object in an env's worker."""
-        q = asgi.query(scope)
-        env = _name(q.get("env") or BASE_ENV, "env")
-        body = await asgi.read_body(scope, receive, self.max_body)
-        previous = self.state.key_env.get(key)
-        if q.get("unique") == "1" and previous is not None and previous != env:
-            # Unnamed code sent to a second env must not take the first one's key away.
-            key = _key(f"{key}@{env}")
-            previous = self.state.key_env.get(key)
-        resource = q.get("resource") == "1"  # a function or class: on every replica
-        old_holders = self.state.holders(key)
-        if resource:
-            workers = await self.state.replicas(env)
-        else:
-            workers = [await self.state.worker(env)]
-        path = q.get("path")
-        for worker in workers:
-            stream = worker.open({"op": "put", "key": key, "path": path}, body)
-            await worker.drain()
-            frame = await stream.next()
-            if frame.kind != Kind.RESULT:
-                return await asgi.send_frame(send, 400, frame.header, frame.payload)
-        moved = previous is not None and previous != env
-        stale = [w for w in old_holders if w not in workers]  # another env's, or replica's
-        if moved:
-            log.info("object %r moved from env %r to env %r", key, previous, env)
-        for worker in stale:
-            await worker.ask({"op": "delete", "keys": [key]}, timeout=_ANSWER)
-        replica = self.state.pools[env].index(workers[0]) or 0
-        self.state.remember(key, env, (body, path) if resource else None, replica)
-        answer = {"key": key, "env": env, "moved_from": previous if moved else None}
-        await asgi.send_json(send, 200, answer)
-
-    async def get_object(self, send: Send, key: str) -> None:
-        """Fetch an object's value as a frame."""
-        worker = await self.state.worker(self._env_of(key), self.state.key_replica.get(key))
-        frame = await worker.ask({"op": "get", "key": key})
-        status = 200 if frame.kind == Kind.RESULT else 400
-        await asgi.send_frame(send, status, frame.header, frame.payload)
-
-    async def delete_object(self, send: Send, key: str) -> None:
-        """Delete one object."""
-        self._env_of(key)
-        for worker in self.state.holders(key):
-            await worker.ask({"op": "delete", "keys": [key]}, timeout=_ANSWER)
-        self.state.forget(key)
-        await asgi.send_json(send, 200, {"deleted": [key]})
-
-    async def clear(self, send: Send) -> None:
-        """Delete every object in every env."""
-        for worker in self.state.live_workers():
-            await worker.ask({"op": "clear"}, timeout=_ANSWER)
-        self.state.key_env.clear()
-        self.state.key_replica.clear()
-        self.state.resources.clear()
-        await asgi.send_json(send, 200, {"cleared": True})
 
 
 def _query_call(params: dict[str, str]) -> bytes:

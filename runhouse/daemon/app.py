@@ -293,7 +293,7 @@ class Routes:
             stream, parts = spread.stream, spread.targets
             await spread.drain()
         else:
-            stream, parts = worker.open(request, body), []
+            stream, parts = worker.open(request, body), ()
             if len(body) > _SMALL_BODY:  # a small request never has to wait for the socket
                 await worker.drain()
         run = Run(run_key, key, env, worker, stream.call_id, detach, stream=stream, parts=parts)

@@ -32,9 +32,9 @@ class MapFanOut:
         self._task = asyncio.get_running_loop().create_task(self._merge())
 
     @property
-    def targets(self) -> list[tuple[WorkerHandle, int]]:
+    def targets(self) -> tuple[tuple[WorkerHandle, int], ...]:
         """Each share's worker and call id there (what a cancel names)."""
-        return [(worker, stream.call_id) for worker, stream in self.parts]
+        return tuple((worker, stream.call_id) for worker, stream in self.parts)
 
     async def drain(self) -> None:
         """Wait until every share has been handed to its worker."""

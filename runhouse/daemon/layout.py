@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runhouse.config import configs
-from runhouse.fileio import atomic_write
+from runhouse.fileio import atomic_write, read_json_object
 
 
 def default_dir() -> Path:
@@ -82,11 +82,7 @@ class DaemonFiles:
 
     def read_info(self) -> dict[str, Any] | None:
         """What the running daemon wrote about itself, if anything."""
-        try:
-            data = json.loads(self.info.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return read_json_object(self.info)
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Record the running daemon's pid and address."""

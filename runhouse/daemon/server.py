@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runhouse import serving
+from runhouse import fileio, serving
 from runhouse._version import __version__
 from runhouse.config import configs
 from runhouse.daemon import engines
@@ -65,10 +64,8 @@ def serve(
     host = how.host
     files = DaemonFiles(root)
     files.ensure_root()
-    lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock_fd = fileio.hold_lock(files.lock)  # held until this process exits
+    if lock_fd is None:
         info = files.read_info() or {}
         print(
             f"runhouse: a daemon already runs for {root} (pid {info.get('pid')})", file=sys.stderr

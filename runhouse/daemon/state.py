@@ -45,12 +45,12 @@ class Run:
     error: Frame | None = None  # the ERROR frame if it failed
     stream: Any = None  # the worker's frames of this call (a cancel answers on it at once)
     # A map dealt over several replicas: each part's worker and call id (else the one above)
-    parts: list[tuple[WorkerHandle, int]] = field(default_factory=list)
+    parts: tuple[tuple[WorkerHandle, int], ...] = ()
 
     @property
-    def targets(self) -> list[tuple[WorkerHandle, int]]:
+    def targets(self) -> tuple[tuple[WorkerHandle, int], ...]:
         """Each worker running this call, with the call's id there (what a cancel names)."""
-        return self.parts or [(self.worker, self.call_id)]
+        return self.parts or ((self.worker, self.call_id),)
 
     @property
     def status(self) -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from runhouse.fileio import atomic_write
+from runhouse.fileio import atomic_write, read_json_object
 
 
 class DenFiles:
@@ -25,11 +25,7 @@ class DenFiles:
 
     def read_info(self) -> dict[str, Any] | None:
         """The serving Den's info, or None."""
-        try:
-            data = json.loads(self.info.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        return read_json_object(self.info)
 
     def write_info(self, info: dict[str, Any]) -> None:
         """Record the serving Den's info."""

@@ -17,12 +17,12 @@ share the database (PostgreSQL) must be stopped by their operator first.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
 
+from runhouse import fileio
 from runhouse.den import crypto
 from runhouse.den.bootstrap import open_database
 from runhouse.den.db.models import Resource, SecretValue
@@ -57,16 +57,14 @@ def rotate(settings: DenSettings) -> Rotation:
     resumes an interrupted rotation. ``DenServerError`` if a Den serves the data folder."""
     files = DenFiles(settings.data_dir)
     files.ensure_root()
-    lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = fileio.hold_lock(files.lock)
+    if lock_fd is None:
+        info = files.read_info() or {}
+        raise DenServerError(
+            f"a Den serves {settings.data_dir} (pid {info.get('pid')}): stop it first "
+            "(`runhouse den stop`), rotate, then start it again"
+        )
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            info = files.read_info() or {}
-            raise DenServerError(
-                f"a Den serves {settings.data_dir} (pid {info.get('pid')}): stop it first "
-                "(`runhouse den stop`), rotate, then start it again"
-            ) from None
         db = open_database(settings)
         try:
             return _rotate(settings, db)

@@ -11,7 +11,6 @@ names another file), ``den.lock`` (held while a Den serves this folder), ``den.j
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ import socket
 import sys
 from typing import Any
 
-from runhouse import serving
+from runhouse import fileio, serving
 from runhouse._version import __version__
 from runhouse.den import files
 from runhouse.den.settings import DenSettings
@@ -67,10 +66,8 @@ def serve(settings: DenSettings, ready_fd: int | None = None) -> int:
     except OSError as exc:
         print(f"runhouse: cannot use Den's data folder {settings.data_dir}: {exc}", file=sys.stderr)
         return FAILED
-    lock_fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    lock_fd = fileio.hold_lock(paths.lock)  # held until this process exits
+    if lock_fd is None:
         info = paths.read_info() or {}
         print(
             f"runhouse: a Den already serves {settings.data_dir} (pid {info.get('pid')}, "

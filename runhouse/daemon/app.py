@@ -289,7 +289,8 @@ class Routes:
                 fetched[ref_key] = held.payload
             request["refs"] = fetched
         if fan_out:  # every replica takes a share of the items
-            spread = MapFanOut(await self.state.replicas(env), request, body)
+            # (every replica's live worker; the one chosen if the others died just now)
+            spread = MapFanOut(await self.state.replicas(env) or [worker], request, body)
             stream, parts = spread.stream, spread.targets
             await spread.drain()
         else:

@@ -23,11 +23,13 @@ from runhouse.daemon.engines.base import Engine, EnvSpec, Frame, WorkerHandle
 from runhouse.daemon.envs import EnvBuilder
 from runhouse.daemon.replicas import Replicas
 from runhouse.data import remote_ops
+from runhouse.exceptions import EngineError
 from runhouse.wire.frames import Kind
 
 log = logging.getLogger("runhouse.daemon")
 BASE_ENV = "base"
 PROBE_TIMEOUT = 2.0  # seconds a worker has to answer a status probe
+_START_TRIES = 3  # rounds of starting an env's missing replicas before giving up
 _MAX_SWEEP = 30.0  # seconds between idle checks, at most
 
 
@@ -138,13 +140,17 @@ class DaemonState:
     async def worker(self, env: str, replica: int | None = None) -> WorkerHandle:
         """A live worker of ``env`` (replica ``replica``'s, or the least busy), starting the
         env's missing replicas (with their functions re-sent) first."""
+        for _ in range(_START_TRIES):  # another replica's death may be noticed meanwhile
+            worker = self.ready(env, replica)
+            if worker is not None:
+                return worker
+            await self.replicas(env)
         worker = self.ready(env, replica)
-        if worker is not None:
-            return worker
-        await self.replicas(env)
-        worker = self.ready(env, replica)
-        if worker is None:  # died as it started: its error reached on_death's log
-            raise RuntimeError(f"a worker of env {env!r} stopped as soon as it started")
+        if worker is None:  # their causes are in the log, from on_death
+            raise EngineError(
+                self.engine.name,
+                f"the workers of env {env!r} keep stopping as they start: see the daemon's log",
+            )
         return worker
 
     async def replicas(self, env: str) -> list[WorkerHandle]:
